@@ -1,0 +1,208 @@
+//! Command-line interface: flags, subcommands and how each maps onto the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::exec::{self, ExecOptions};
+use crate::facts;
+use crate::inventory::Inventory;
+use crate::lab;
+
+/// Run distributed-systems experiments on real clusters over SSH.
+#[derive(Parser, Debug)]
+#[command(name = "orch", version, about)]
+pub struct Cli {
+    /// Inventory file [default: $ORCH_INVENTORY, else ./inventory.yaml].
+    #[arg(short, long, global = true, value_name = "FILE")]
+    inventory: Option<PathBuf>,
+    /// At most this many hosts are worked on at once.
+    #[arg(long, global = true, default_value_t = 32, value_name = "N")]
+    parallel: usize,
+    /// Log more (repeat for even more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Connect to hosts and print what each one is: user, sudo, arch, kernel, Java, netem, BPF, disk.
+    Check(Selection),
+    /// Run one command on every selected host.
+    Exec(ExecArgs),
+    /// A local testbed: N hosts in network namespaces, each with its own sshd.
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+#[derive(Args, Debug)]
+struct Selection {
+    /// Hosts to work on: `all`, names (`host1,host3`) or roles (`role:zookeeper`).
+    #[arg(long, value_name = "SEL")]
+    hosts: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct ExecArgs {
+    #[command(flatten)]
+    selection: Selection,
+    /// Run the command through `sudo -n` on hosts whose inventory entry sets `sudo: true`.
+    #[arg(long)]
+    sudo: bool,
+    /// Kill the command on a host after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
+    /// The command and its arguments; each argument reaches the host literally (use `sh -c` for
+    /// pipes and variables).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    argv: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum LabCommand {
+    /// Create the lab and write an inventory for it (to -i FILE if given).
+    Up {
+        /// Number of hosts (1..=64).
+        #[arg(long, value_name = "N")]
+        hosts: usize,
+        #[command(flatten)]
+        lab: LabName,
+        /// First two octets of the lab network: hosts get A.B.i.2.
+        #[arg(long, default_value = "10.0", value_name = "A.B")]
+        net: String,
+    },
+    /// Show each lab host and whether its sshd answers.
+    Status {
+        #[command(flatten)]
+        lab: LabName,
+    },
+    /// Remove everything the lab created.
+    Down {
+        #[command(flatten)]
+        lab: LabName,
+    },
+}
+
+#[derive(Args, Debug)]
+struct LabName {
+    /// Name of the lab, so several can exist side by side.
+    #[arg(long, default_value = "orch", value_name = "NAME")]
+    name: String,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ORCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check(sel) => {
+            let inv = load_inventory(cli.inventory)?;
+            let hosts = inv.select(sel.hosts.as_deref())?;
+            let (_, all) = runtime()?.block_on(facts::check(&hosts, cli.parallel));
+            Ok(status(all))
+        }
+        Command::Exec(args) => {
+            let inv = load_inventory(cli.inventory)?;
+            let hosts = inv.select(args.selection.hosts.as_deref())?;
+            let timeout = match args.timeout {
+                Some(t) if t > 0.0 && t.is_finite() => Some(Duration::from_secs_f64(t)),
+                Some(t) => anyhow::bail!("--timeout must be a positive number of seconds, got {t}"),
+                None => None,
+            };
+            let opts = ExecOptions {
+                argv: args.argv,
+                sudo: args.sudo,
+                timeout,
+                parallel: cli.parallel,
+            };
+            let summary = runtime()?.block_on(exec::exec(&hosts, &opts));
+            Ok(status(summary.all_ok()))
+        }
+        Command::Lab(LabCommand::Up { hosts, lab, net }) => {
+            let spec = lab::LabSpec {
+                name: lab.name,
+                hosts,
+                net: parse_net(&net)?,
+                inventory_out: cli.inventory,
+            };
+            let info = lab::up(&spec)?;
+            println!(
+                "lab {} is up: {} hosts; inventory: {}",
+                spec.name,
+                info.hosts.len(),
+                info.inventory.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Lab(LabCommand::Status { lab }) => Ok(status(lab::status(&lab.name)?)),
+        Command::Lab(LabCommand::Down { lab }) => {
+            lab::down(&lab.name)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn status(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The inventory named by -i, else $ORCH_INVENTORY, else ./inventory.yaml.
+fn load_inventory(flag: Option<PathBuf>) -> anyhow::Result<Inventory> {
+    let path = flag
+        .or_else(|| std::env::var_os("ORCH_INVENTORY").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("inventory.yaml"));
+    Ok(Inventory::load(&path)?)
+}
+
+fn parse_net(s: &str) -> anyhow::Result<[u8; 2]> {
+    let parts: Vec<&str> = s.split('.').collect();
+    match parts.as_slice() {
+        [a, b] => Ok([
+            a.parse()
+                .with_context(|| format!("--net {s}: `{a}` is not 0..=255"))?,
+            b.parse()
+                .with_context(|| format!("--net {s}: `{b}` is not 0..=255"))?,
+        ]),
+        _ => anyhow::bail!("--net {s}: expected two octets like 10.0"),
+    }
+}

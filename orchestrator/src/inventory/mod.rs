@@ -1,0 +1,225 @@
+//! The inventory: which hosts exist, how to reach them over SSH, and what they do in an
+//! experiment. Everything here is validated before any command reaches a host.
+
+mod file;
+mod select;
+
+pub use select::SelectError;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A validated inventory file.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// The file it was read from, used in every later error message.
+    pub path: PathBuf,
+    /// Hosts in file order; names, SSH endpoints, experiment IPs and ZooKeeper ids are unique.
+    pub hosts: Vec<Host>,
+}
+
+/// One machine of the testbed.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub name: String,
+    pub ssh: SshTarget,
+    /// The data-plane address experiments use (CloudLab's 10.0.x.2), not the SSH address.
+    pub experiment_ip: IpAddr,
+    pub interfaces: Vec<String>,
+    pub roles: Vec<Role>,
+    /// ZooKeeper server id (1..=255); given for every host with the zookeeper role.
+    pub zk_id: Option<u8>,
+    /// Run privileged commands through `sudo -n`.
+    pub sudo: bool,
+    /// Where orch keeps its files on the host; may start with `~/`.
+    pub orch_dir: String,
+    /// CPU architecture if the inventory states it (otherwise `orch check` finds it).
+    pub arch: Option<Arch>,
+    /// 1-based line of this host's entry in the inventory file.
+    pub line: usize,
+}
+
+/// How to open an SSH connection to a host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SshTarget {
+    /// An `~/.ssh/config` alias or a hostname/IP address.
+    pub destination: String,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_file: Option<PathBuf>,
+    /// `[user@]host[:port]` of a jump host.
+    pub jump: Option<String>,
+    pub host_key: HostKeyPolicy,
+    pub connect_timeout: Duration,
+    /// A known_hosts file to use instead of `~/.ssh/known_hosts` (the lab has its own).
+    pub known_hosts_file: Option<PathBuf>,
+    /// Where the SSH master sockets live; default `$XDG_RUNTIME_DIR/orch/ssh` or `~/.cache/orch/ssh`.
+    pub control_dir: Option<PathBuf>,
+}
+
+/// What to do with a host key that is not yet known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HostKeyPolicy {
+    /// Unknown or changed keys fail (the default).
+    Strict,
+    /// Unknown keys are learned; changed keys still fail.
+    AcceptNew,
+}
+
+/// What a host does in an experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Zookeeper,
+    Client,
+    Replica,
+    Traffic,
+}
+
+/// CPU architectures orch builds `orch-node` for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+/// Everything wrong with an inventory file, so one edit can fix all of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryError {
+    /// In file order; never empty.
+    pub problems: Vec<Problem>,
+}
+
+/// One mistake in an inventory file, located precisely enough to fix it without searching.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The inventory file, as the caller named it.
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem concerns the whole file (unreadable, empty).
+    pub line: usize,
+    /// 1-based; 0 when unknown.
+    pub column: usize,
+    /// Path of the offending field, like `hosts[2].port`; empty for the whole file.
+    pub field: String,
+    /// What is wrong and, where it helps, what would be valid.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+            if self.column > 0 {
+                write!(f, ":{}", self.column)?;
+            }
+        }
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl fmt::Display for InventoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for InventoryError {}
+
+/// A role name that is not one of [`Role::ALL`]; the message lists the valid ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role `{0}`, expected one of {names}", names = Role::names())]
+pub struct ParseRoleError(pub String);
+
+impl Inventory {
+    /// Reads and validates an inventory file; every problem found is reported at once.
+    pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
+        let text = std::fs::read_to_string(path).map_err(|e| InventoryError {
+            problems: vec![Problem {
+                file: path.to_path_buf(),
+                line: 0,
+                column: 0,
+                field: String::new(),
+                message: format!("cannot read: {e}"),
+            }],
+        })?;
+        Inventory::parse(&text, path)
+    }
+
+    /// Validates inventory text; `path` names the file in messages and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError> {
+        file::parse(text, path)
+    }
+
+    /// Looks a host up by its inventory name.
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+}
+
+impl Host {
+    /// Whether the host takes part in the experiment as `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+impl Role {
+    /// Every role, in the order messages and documentation list them.
+    pub const ALL: [Role; 4] = [Role::Zookeeper, Role::Client, Role::Replica, Role::Traffic];
+
+    /// The name used in inventories and on the command line.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Zookeeper => "zookeeper",
+            Role::Client => "client",
+            Role::Replica => "replica",
+            Role::Traffic => "traffic",
+        }
+    }
+
+    fn names() -> String {
+        Role::ALL.map(|r| r.as_str()).join(", ")
+    }
+}
+
+impl FromStr for Role {
+    type Err = ParseRoleError;
+
+    fn from_str(s: &str) -> Result<Role, ParseRoleError> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| ParseRoleError(s.to_string()))
+    }
+}
+
+impl Arch {
+    /// The name used in inventories and in `orch-node` build targets.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+
+    /// Maps the output of `uname -m` on a host; `None` for architectures orch does not build for.
+    pub fn from_uname(machine: &str) -> Option<Arch> {
+        match machine.trim() {
+            "x86_64" => Some(Arch::X86_64),
+            "aarch64" | "arm64" => Some(Arch::Aarch64),
+            _ => None,
+        }
+    }
+}

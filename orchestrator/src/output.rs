@@ -1,0 +1,110 @@
+//! What the user sees while work runs on many hosts: an indicatif bar on a terminal, plain lines
+//! otherwise (CI logs, pipes), and host-prefixed output lines that never tear the bar.
+
+use std::io::{IsTerminal, Write};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Progress over a set of hosts.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    /// A bar over `total` hosts when stderr is a terminal; nothing otherwise.
+    pub fn new(what: &str, total: usize) -> Progress {
+        if !std::io::stderr().is_terminal() || total == 0 {
+            return Progress { bar: None };
+        }
+        let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} hosts {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(what.to_string());
+        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        Progress { bar: Some(bar) }
+    }
+
+    /// A host finished its part.
+    pub fn tick(&self, host: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(host.to_string());
+            bar.inc(1);
+        }
+    }
+
+    /// Prints a line to stdout without disturbing the bar.
+    pub fn println(&self, line: &str) {
+        self.print(line, false);
+    }
+
+    /// Prints a line to stderr without disturbing the bar.
+    pub fn eprintln(&self, line: &str) {
+        self.print(line, true);
+    }
+
+    fn print(&self, line: &str, to_stderr: bool) {
+        let emit = || {
+            if to_stderr {
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            } else {
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }
+        };
+        match &self.bar {
+            Some(bar) => bar.suspend(emit),
+            None => emit(),
+        }
+    }
+
+    /// Removes the bar so the summary that follows stands alone.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Formats rows as left-aligned columns separated by two spaces.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push('\n');
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_aligns_columns() {
+        let t = super::table(
+            &["HOST", "STATE"],
+            &[
+                vec!["h1".into(), "ok".into()],
+                vec!["longname".into(), "unreachable".into()],
+            ],
+        );
+        assert_eq!(t, "HOST      STATE\nh1        ok\nlongname  unreachable");
+    }
+}

@@ -1,0 +1,374 @@
+//! One SSH connection per host: an OpenSSH ControlMaster that every command reuses, kept alive
+//! between `orch` invocations so a second command on the same hosts skips the handshake.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+use super::quote;
+use super::RemoteError;
+use crate::inventory::{Host, HostKeyPolicy, SshTarget};
+
+/// How long an idle master connection stays up after the last command.
+const MASTER_IDLE: Duration = Duration::from_secs(600);
+
+/// A live connection to one host.
+pub struct Conn {
+    host: String,
+    sudo: bool,
+    session: Session,
+}
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// A command to run on a host: its argv (each argument quoted on the way) and how.
+#[derive(Debug, Clone)]
+pub struct Cmd {
+    argv: Vec<String>,
+    script: Option<String>,
+    sudo: bool,
+    timeout: Option<Duration>,
+}
+
+impl Cmd {
+    /// A program and its arguments, each passed literally.
+    pub fn new<S: AsRef<str>>(argv: &[S]) -> Cmd {
+        Cmd {
+            argv: argv.iter().map(|a| a.as_ref().to_string()).collect(),
+            script: None,
+            sudo: false,
+            timeout: None,
+        }
+    }
+
+    /// A shell script orch wrote itself; it runs under `sh -c` and may use pipes and `$VARS`.
+    pub fn script(script: &str) -> Cmd {
+        Cmd {
+            argv: Vec::new(),
+            script: Some(script.to_string()),
+            sudo: false,
+            timeout: None,
+        }
+    }
+
+    /// Run through `sudo -n` when the host's inventory entry asks for sudo.
+    pub fn privileged(mut self) -> Cmd {
+        self.sudo = true;
+        self
+    }
+
+    /// Kill the command (and its process group, on the host) after this long.
+    pub fn timeout(mut self, after: Option<Duration>) -> Cmd {
+        self.timeout = after;
+        self
+    }
+
+    /// The command line the remote login shell receives.
+    pub fn render(&self, host_uses_sudo: bool) -> String {
+        let mut argv: Vec<String> = Vec::new();
+        if self.sudo && host_uses_sudo {
+            argv.extend(["sudo", "-n", "--"].map(String::from));
+        }
+        if let Some(t) = self.timeout {
+            argv.extend(["timeout", "-k", "2"].map(String::from));
+            argv.push(format!("{}", t.as_secs_f64().max(0.001)));
+        }
+        match &self.script {
+            Some(s) => argv.extend(["sh".to_string(), "-c".to_string(), s.clone()]),
+            None => argv.extend(self.argv.iter().cloned()),
+        }
+        quote::join(&argv)
+    }
+
+    fn describe(&self) -> String {
+        match &self.script {
+            Some(_) => "(orch script)".to_string(),
+            None => quote::join(&self.argv),
+        }
+    }
+}
+
+/// The result of a finished command.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Conn {
+    /// Connects to `host`, reusing a live master connection if an earlier `orch` left one.
+    pub async fn open(host: &Host) -> Result<Conn, RemoteError> {
+        let target = &host.ssh;
+        let dir = master_dir(target);
+        let started = Instant::now();
+        let session = match resume(&dir, target.connect_timeout).await {
+            Some(s) => s,
+            None => tokio::time::timeout(
+                target.connect_timeout + Duration::from_secs(1),
+                launch(target, &dir),
+            )
+            .await
+            .map_err(|_| RemoteError::Unreachable {
+                host: host.name.clone(),
+                reason: format!(
+                    "no answer within {:.1} s",
+                    target.connect_timeout.as_secs_f64()
+                ),
+            })?
+            .map_err(|e| unreachable(&host.name, target, e))?,
+        };
+        tracing::debug!(host = %host.name, elapsed_ms = started.elapsed().as_millis() as u64, "connected");
+        Ok(Conn {
+            host: host.name.clone(),
+            sudo: host.sudo,
+            session,
+        })
+    }
+
+    /// The inventory name of the host.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Runs a command to completion and collects its output.
+    pub async fn run(&self, cmd: &Cmd) -> Result<Output, RemoteError> {
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        let status = self
+            .stream(cmd, |stream, line| {
+                let buf = match stream {
+                    Stream::Stdout => &mut stdout,
+                    Stream::Stderr => &mut stderr,
+                };
+                buf.push_str(line);
+                buf.push('\n');
+            })
+            .await?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Runs a command and hands every output line to `on_line` as it arrives.
+    pub async fn stream(
+        &self,
+        cmd: &Cmd,
+        mut on_line: impl FnMut(Stream, &str),
+    ) -> Result<ExitStatus, RemoteError> {
+        let line = cmd.render(self.sudo);
+        let failed = |e: openssh::Error| RemoteError::Command {
+            host: self.host.clone(),
+            command: cmd.describe(),
+            reason: e.to_string(),
+        };
+        let mut child = self
+            .session
+            .raw_command(&line)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .await
+            .map_err(failed)?;
+        let out = child.stdout().take().expect("stdout is piped");
+        let err = child.stderr().take().expect("stderr is piped");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let readers = futures::future::join(
+            forward_lines(out, Stream::Stdout, tx.clone()),
+            forward_lines(err, Stream::Stderr, tx),
+        );
+        let consume = async {
+            while let Some((stream, text)) = rx.recv().await {
+                on_line(stream, &text);
+            }
+        };
+        let local_limit = cmd.timeout.map(|t| t + Duration::from_secs(5));
+        let work = async {
+            futures::future::join(readers, consume).await;
+            child.wait().await
+        };
+        let status = match local_limit {
+            Some(limit) => {
+                tokio::time::timeout(limit, work)
+                    .await
+                    .map_err(|_| RemoteError::Timeout {
+                        host: self.host.clone(),
+                        command: cmd.describe(),
+                        after: limit,
+                    })?
+            }
+            None => work.await,
+        };
+        status.map_err(failed)
+    }
+}
+
+async fn forward_lines(
+    reader: impl AsyncRead + Unpin,
+    stream: Stream,
+    tx: tokio::sync::mpsc::UnboundedSender<(Stream, String)>,
+) {
+    let mut lines = BufReader::new(reader).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if tx.send((stream, line)).is_err() {
+            break;
+        }
+    }
+}
+
+/// The directory holding the master socket for one SSH target: a stable name derived from every
+/// connection parameter, so two inventories that reach the same host the same way share it.
+fn master_dir(target: &SshTarget) -> PathBuf {
+    let mut h = DefaultHasher::new();
+    (
+        &target.destination,
+        &target.user,
+        target.port,
+        &target.identity_file,
+        &target.jump,
+        target.host_key,
+        &target.known_hosts_file,
+    )
+        .hash(&mut h);
+    let base = target
+        .control_dir
+        .clone()
+        .unwrap_or_else(default_control_dir);
+    base.join(format!("{:016x}", h.finish()))
+}
+
+fn default_control_dir() -> PathBuf {
+    if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR") {
+        return PathBuf::from(run).join("orch/ssh");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/tmp".into());
+    home.join(".cache/orch/ssh")
+}
+
+/// Finds a master an earlier run left in `dir` and checks that it still answers.
+async fn resume(dir: &Path, limit: Duration) -> Option<Session> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    for entry in entries.flatten() {
+        let sub = entry.path();
+        let socket = sub.join("master");
+        if !socket.exists() {
+            let _ = std::fs::remove_dir_all(&sub);
+            continue;
+        }
+        let session = Session::resume_mux(
+            socket.into_boxed_path(),
+            Some(sub.join("log").into_boxed_path()),
+        );
+        let probe = limit.min(Duration::from_secs(2));
+        match tokio::time::timeout(probe, session.check()).await {
+            Ok(Ok(())) => return Some(session),
+            _ => {
+                let _ = std::fs::remove_dir_all(&sub);
+            }
+        }
+    }
+    None
+}
+
+/// Starts a new master connection in `dir` and leaves it running for later invocations.
+async fn launch(target: &SshTarget, dir: &Path) -> Result<Session, openssh::Error> {
+    create_private_dir(dir).map_err(openssh::Error::Master)?;
+    let mut b = SessionBuilder::default();
+    b.control_directory(dir)
+        .control_persist(ControlPersist::IdleFor(
+            std::num::NonZeroUsize::new(MASTER_IDLE.as_secs() as usize).expect("non-zero"),
+        ))
+        .connect_timeout(target.connect_timeout)
+        .server_alive_interval(Duration::from_secs(5))
+        .known_hosts_check(match target.host_key {
+            HostKeyPolicy::Strict => KnownHosts::Strict,
+            HostKeyPolicy::AcceptNew => KnownHosts::Add,
+        });
+    if let Some(user) = &target.user {
+        b.user(user.clone());
+    }
+    if let Some(port) = target.port {
+        b.port(port);
+    }
+    if let Some(key) = &target.identity_file {
+        b.keyfile(key);
+    }
+    if let Some(jump) = &target.jump {
+        b.jump_hosts([jump]);
+    }
+    if let Some(known) = &target.known_hosts_file {
+        b.user_known_hosts_file(known);
+    }
+    let tempdir = b.launch_master(&target.destination).await?;
+    let sub = tempdir.keep();
+    Ok(Session::resume_mux(
+        sub.join("master").into_boxed_path(),
+        Some(sub.join("log").into_boxed_path()),
+    ))
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Turns an ssh connection failure into a message that says what to do.
+fn unreachable(host: &str, target: &SshTarget, e: openssh::Error) -> RemoteError {
+    let text = error_chain(&e);
+    let hint = if text.contains("Host key verification failed")
+        || text.contains("HOST IDENTIFICATION HAS CHANGED")
+    {
+        format!(
+            "the host key of {} is unknown or has changed; check it and add it to {} (e.g. ssh-keyscan), or set `host_key: accept-new` for this host in the inventory",
+            target.destination,
+            target
+                .known_hosts_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "~/.ssh/known_hosts".into())
+        )
+    } else if text.contains("Permission denied") {
+        "authentication failed: check `user` and `identity_file` in the inventory, or your ssh-agent".to_string()
+    } else {
+        String::new()
+    };
+    RemoteError::Unreachable {
+        host: host.to_string(),
+        reason: if hint.is_empty() {
+            text
+        } else {
+            format!("{text} ({hint})")
+        },
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        cur = s.source();
+    }
+    parts.join(": ").trim().replace('\n', " ")
+}

@@ -1,0 +1,285 @@
+//! `orch exec` and `orch check` against real sshd processes on a local lab (network namespaces).
+//! Needs root. Every test makes its own lab (own name, own network, own state dir) and tears it
+//! down when it ends, also when an assertion fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const ORCH: &str = env!("CARGO_BIN_EXE_orch");
+
+/// A lab made for one test; `Drop` runs `orch lab down`.
+struct Lab {
+    name: String,
+    dir: tempfile::TempDir,
+    inventory: PathBuf,
+    net: String,
+}
+
+impl Lab {
+    fn up(name: &str, net: &str, hosts: usize) -> Lab {
+        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        let inventory = dir.path().join("lab.yaml");
+        let lab = Lab {
+            name: name.to_string(),
+            dir,
+            inventory,
+            net: net.to_string(),
+        };
+        let out = lab.orch(&[
+            "lab",
+            "up",
+            "--hosts",
+            &hosts.to_string(),
+            "--name",
+            name,
+            "--net",
+            net,
+            "-i",
+            lab.inventory.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "lab up failed: {}", text(&out.stderr));
+        lab
+    }
+
+    fn orch(&self, args: &[&str]) -> Output {
+        Command::new(ORCH)
+            .args(args)
+            .env("ORCH_LAB_DIR", self.dir.path().join("state"))
+            .env_remove("ORCH_INVENTORY")
+            .output()
+            .unwrap()
+    }
+
+    /// `orch -i LAB exec ARGS...`
+    fn exec(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-i", self.inventory.to_str().unwrap(), "exec"];
+        all.extend_from_slice(args);
+        self.orch(&all)
+    }
+
+    fn address(&self, i: usize) -> String {
+        format!("{}.{i}.2", self.net)
+    }
+
+    fn netns(&self, i: usize) -> String {
+        format!("orch-{}-h{i}", self.name)
+    }
+
+    /// Kills every process of lab host `i` (its sshd and all it started), as a crashed host.
+    fn kill_host(&self, i: usize) {
+        let pids = Command::new("ip")
+            .args(["netns", "pids", &self.netns(i)])
+            .output()
+            .unwrap();
+        for pid in text(&pids.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = self.orch(&["lab", "down", "--name", &self.name]);
+        if !out.status.success() {
+            eprintln!("lab down failed: {}", text(&out.stderr));
+        }
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn lines_of<'a>(out: &'a str, host: &str) -> Vec<&'a str> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix(host))
+        .filter_map(|l| l.trim_start().strip_prefix("| "))
+        .collect()
+}
+
+#[test]
+fn exec_reaches_every_host_with_its_own_address() {
+    let lab = Lab::up("ctla", "10.211", 5);
+    let out = lab.exec(&["--", "hostname", "-I"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for i in 1..=5 {
+        let lines = lines_of(&stdout, &format!("host{i}"));
+        assert_eq!(lines.len(), 1, "host{i} output in:\n{stdout}");
+        assert_eq!(lines[0].trim(), lab.address(i), "host{i}");
+    }
+    assert!(text(&out.stderr).contains("5 ok, 0 failed, 0 unreachable"));
+}
+
+#[test]
+fn arguments_reach_the_host_literally() {
+    let lab = Lab::up("ctlb", "10.212", 2);
+    let marker = "/tmp/orch-quoting-pwned";
+    let args = [
+        "two words",
+        "it's",
+        "\"dq\"",
+        "$(touch /tmp/orch-quoting-pwned)",
+        "`id`",
+        "x; touch /tmp/orch-quoting-pwned",
+        "$HOME",
+        "*",
+    ];
+    let mut argv = vec!["--", "printf", "[%s]\\n"];
+    argv.extend_from_slice(&args);
+    let out = lab.exec(&argv);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let expected: Vec<String> = args.iter().map(|a| format!("[{a}]")).collect();
+    for host in ["host1", "host2"] {
+        assert_eq!(lines_of(&stdout, host), expected, "{host}");
+    }
+    let newline = lab.exec(&["--", "printf", "<%s>", "line1\nline2"]);
+    assert!(
+        text(&newline.stdout).contains("| line2>"),
+        "{}",
+        text(&newline.stdout)
+    );
+    let check = lab.exec(&["--", "test", "!", "-e", marker]);
+    assert!(check.status.success(), "a quoted argument was executed");
+}
+
+#[test]
+fn failing_command_gives_non_zero_exit_and_per_host_status() {
+    let lab = Lab::up("ctlc", "10.213", 3);
+    let out = lab.exec(&[
+        "--hosts",
+        "host2",
+        "--",
+        "sh",
+        "-c",
+        "echo oops >&2; exit 7",
+    ]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("host2 ! oops"), "{stderr}");
+    assert!(stderr.contains("host2 : exit status 7"), "{stderr}");
+    assert!(stderr.contains("1 hosts: 0 ok, 1 failed"), "{stderr}");
+}
+
+#[test]
+fn dead_host_is_reported_unreachable_within_the_connect_timeout() {
+    let lab = Lab::up("ctld", "10.214", 5);
+    // Warm: master connections are up; host3's goes stale when the host dies.
+    let warm = lab.exec(&["--", "true"]);
+    assert!(warm.status.success(), "{}", text(&warm.stderr));
+    lab.kill_host(3);
+    let started = Instant::now();
+    let out = lab.exec(&["--", "true"]);
+    let elapsed = started.elapsed();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("host3 : unreachable"), "{stderr}");
+    assert!(
+        stderr.contains("5 hosts: 4 ok, 0 failed, 1 unreachable"),
+        "{stderr}"
+    );
+    // The lab inventory sets connect_timeout_secs: 2.
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+}
+
+#[test]
+fn check_prints_facts_for_every_host() {
+    let lab = Lab::up("ctle", "10.215", 3);
+    let out = lab.orch(&["-i", lab.inventory.to_str().unwrap(), "check"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let kernel = text(&Command::new("uname").arg("-r").output().unwrap().stdout);
+    assert!(stdout.starts_with("HOST"), "{stdout}");
+    for i in 1..=3 {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("host{i} ")))
+            .unwrap_or_else(|| panic!("no row for host{i} in\n{stdout}"));
+        assert!(row.contains(" yes "), "{row}");
+        assert!(row.contains(" root "), "{row}");
+        assert!(row.contains(std::env::consts::ARCH), "{row}");
+        assert!(row.contains(kernel.trim()), "{row}");
+    }
+}
+
+#[test]
+fn command_timeout_kills_the_remote_command() {
+    let lab = Lab::up("ctlf", "10.216", 2);
+    let started = Instant::now();
+    let out = lab.exec(&["--timeout", "1", "--", "sleep", "600"]);
+    assert!(!out.status.success());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let left = lab.exec(&[
+        "--",
+        "sh",
+        "-c",
+        "ps -eo args | grep -c '^sleep 600' || true",
+    ]);
+    for host in ["host1", "host2"] {
+        assert_eq!(lines_of(&text(&left.stdout), host), ["0"], "{host}");
+    }
+}
+
+#[test]
+fn unknown_host_key_fails_with_advice_and_accept_new_learns_it() {
+    let lab = Lab::up("ctlg", "10.217", 1);
+    let inv = std::fs::read_to_string(&lab.inventory).unwrap();
+    let empty_known = lab.dir.path().join("empty_known_hosts");
+    std::fs::write(&empty_known, "").unwrap();
+    let control = lab.dir.path().join("ctl");
+    let strict = rewrite(&inv, &empty_known, &control, "strict");
+    let strict_path = write(lab.dir.path(), "strict.yaml", &strict);
+    let out = lab.orch(&["-i", strict_path.to_str().unwrap(), "exec", "--", "true"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("host key"), "{stderr}");
+    assert!(stderr.contains("accept-new"), "{stderr}");
+
+    let learn = rewrite(&inv, &empty_known, &control, "accept-new");
+    let learn_path = write(lab.dir.path(), "learn.yaml", &learn);
+    let out = lab.orch(&["-i", learn_path.to_str().unwrap(), "exec", "--", "true"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let learned = Command::new("ssh-keygen")
+        .args(["-F", &lab.address(1), "-f"])
+        .arg(&empty_known)
+        .output()
+        .unwrap();
+    assert!(
+        learned.status.success(),
+        "accept-new did not record the key"
+    );
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "for s in $(find {} -name master); do ssh -O exit -S $s x 2>/dev/null; done",
+            control.display()
+        ))
+        .status();
+}
+
+fn rewrite(inv: &str, known: &Path, control: &Path, policy: &str) -> String {
+    inv.lines()
+        .map(|l| {
+            let t = l.trim_start();
+            let indent = &l[..l.len() - t.len()];
+            if t.starts_with("known_hosts_file:") {
+                format!("{indent}known_hosts_file: {}", known.display())
+            } else if t.starts_with("control_dir:") {
+                format!("{indent}control_dir: {}", control.display())
+            } else if t.starts_with("host_key:") {
+                format!("{indent}host_key: {policy}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p
+}
