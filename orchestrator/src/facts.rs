@@ -63,10 +63,7 @@ impl Facts {
 
 /// The probe: a POSIX shell script that prints `key=value` lines and never fails.
 fn probe_script(orch_dir: &str) -> String {
-    let dir = match orch_dir.strip_prefix("~/") {
-        Some(rest) => format!("\"$HOME\"/{}", quote::quote(rest)),
-        None => quote::quote(orch_dir),
-    };
+    let dir = quote::path(orch_dir);
     format!(
         r#"
 echo "user=$(id -un)"

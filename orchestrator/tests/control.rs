@@ -283,3 +283,82 @@ fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     std::fs::write(&p, content).unwrap();
     p
 }
+
+#[test]
+fn upload_is_atomic_and_download_returns_the_same_bytes() {
+    let lab = Lab::up("ctlh", "10.218", 1);
+    let inv = orch::inventory::Inventory::load(&lab.inventory).unwrap();
+    let host = inv.host("host1").unwrap().clone();
+    let data: Vec<u8> = (0..5_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let path = "~/up load/it's $(here)";
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let conn = orch::remote::Conn::open(&host).await.unwrap();
+        conn.upload(&data[..], data.len() as u64, path, 0o640)
+            .await
+            .unwrap();
+        let mut back = Vec::new();
+        let n = conn.download(path, &mut back).await.unwrap();
+        assert_eq!(n as usize, data.len());
+        assert!(back == data, "downloaded bytes differ");
+
+        // A source that ends early: the host must not get a file under the final name.
+        let short = &data[..1000];
+        let err = conn
+            .upload(short, 2000, "~/partial.bin", 0o644)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("1000 of 2000"), "{err}");
+        let listing = conn
+            .run(&orch::remote::Cmd::script("ls -A ~ ~/'up load'"))
+            .await
+            .unwrap();
+        assert!(
+            !listing.stdout.contains("partial.bin"),
+            "{}",
+            listing.stdout
+        );
+        assert!(
+            !listing.stdout.contains(".orch-upload"),
+            "{}",
+            listing.stdout
+        );
+
+        let missing = conn.download("~/nope", Vec::new()).await.unwrap_err();
+        assert!(missing.to_string().contains("nope"), "{missing}");
+    });
+}
+
+#[test]
+fn sudo_hosts_run_privileged_commands_through_sudo() {
+    let lab = Lab::up("ctli", "10.219", 1);
+    let inv = std::fs::read_to_string(&lab.inventory).unwrap();
+    let with_sudo = write(
+        lab.dir.path(),
+        "sudo.yaml",
+        &inv.replace("sudo: false", "sudo: true"),
+    );
+    let out = lab.orch(&[
+        "-i",
+        with_sudo.to_str().unwrap(),
+        "exec",
+        "--sudo",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$SUDO_COMMAND\"",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("host1 | /usr/bin/sh -c"),
+        "{}",
+        text(&out.stdout)
+    );
+    let plain = lab.exec(&["--sudo", "--", "sh", "-c", "echo \"[$SUDO_COMMAND]\""]);
+    assert!(
+        text(&plain.stdout).contains("host1 | []"),
+        "{}",
+        text(&plain.stdout)
+    );
+}

@@ -25,13 +25,27 @@ pub(super) fn teardown(state: &mut State, dir: &Path) -> Vec<String> {
     remove_bridge(&mut state.bridge, &mut failures);
     remove_external_files(&mut state.external_files, &mut failures);
     if failures.is_empty() {
-        if let Err(e) = fs::remove_dir_all(dir) {
-            failures.push(format!("cannot remove {}: {e}", dir.display()));
+        match fs::remove_dir_all(dir) {
+            Ok(()) => remove_empty_parents(dir),
+            Err(e) => failures.push(format!("cannot remove {}: {e}", dir.display())),
         }
     } else if let Err(e) = state.save(dir) {
         failures.push(format!("{e:#}"));
     }
     failures
+}
+
+/// Removes the default parents (`/var/lib/orch/lab`, `/var/lib/orch`) that `up` created, if no
+/// other lab or file lives there: `remove_dir` only ever removes an empty directory.
+fn remove_empty_parents(dir: &Path) {
+    let default = Path::new(super::DEFAULT_PARENT);
+    if dir.parent() == Some(default) {
+        for d in default.ancestors().take(2) {
+            if fs::remove_dir(d).is_err() {
+                break;
+            }
+        }
+    }
 }
 
 /// Asks every SSH master connection under `control_dir` to exit (`ssh -O exit`), 2 s each.

@@ -35,6 +35,15 @@ pub fn join<S: AsRef<str>>(argv: &[S]) -> String {
         .join(" ")
 }
 
+/// A remote path as a shell word: `~/x` becomes `"$HOME"/x` (the one expansion orch wants),
+/// anything else is quoted literally.
+pub fn path(p: &str) -> String {
+    match p.strip_prefix("~/") {
+        Some(rest) => format!("\"$HOME\"/{}", quote(rest)),
+        None => quote(p),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,6 +56,19 @@ mod tests {
         assert!(out.status.success(), "sh failed on {line}");
         let text = String::from_utf8(out.stdout).unwrap();
         text.split_terminator('\0').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn home_paths_expand_only_the_tilde() {
+        let line = format!("printf %s {}", path("~/a b/$(x)"));
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .env("HOME", "/h")
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "/h/a b/$(x)");
+        assert_eq!(path("/abs/p q"), "'/abs/p q'");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 use super::quote;
 use super::RemoteError;
@@ -213,6 +213,106 @@ impl Conn {
             None => work.await,
         };
         status.map_err(failed)
+    }
+}
+
+impl Conn {
+    /// Writes `len` bytes from `reader` to `path` on the host (`~/` allowed) with `mode`.
+    ///
+    /// The bytes go to a temporary name in the same directory, which is renamed only once the
+    /// host has received exactly `len` bytes: a host never sees a half-written file under
+    /// `path`, even if the connection dies halfway.
+    pub async fn upload(
+        &self,
+        mut reader: impl AsyncRead + Unpin,
+        len: u64,
+        path: &str,
+        mode: u32,
+    ) -> Result<(), RemoteError> {
+        let script = format!(
+            r#"set -e
+f={file}
+d=$(dirname "$f")
+mkdir -p "$d"
+t="$d/.orch-upload.$$"
+trap 'rm -f "$t"' EXIT
+cat > "$t"
+n=$(wc -c < "$t")
+if [ "$n" -ne {len} ]; then echo "received $n of {len} bytes" >&2; exit 1; fi
+chmod {mode:o} "$t"
+mv -f "$t" "$f"
+trap - EXIT"#,
+            file = quote::path(path),
+        );
+        let cmd = Cmd::script(&script);
+        let failed = |reason: String| RemoteError::Command {
+            host: self.host.clone(),
+            command: format!("upload to {path}"),
+            reason,
+        };
+        let mut child = self
+            .session
+            .raw_command(cmd.render(false))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let mut stdin = child.stdin().take().expect("stdin is piped");
+        let mut stderr = child.stderr().take().expect("stderr is piped");
+        let send = async {
+            let sent = tokio::io::copy(&mut (&mut reader).take(len), &mut stdin).await;
+            drop(stdin);
+            sent
+        };
+        let mut errors = String::new();
+        let (sent, _) = futures::future::join(send, stderr.read_to_string(&mut errors)).await;
+        let status = child.wait().await.map_err(|e| failed(e.to_string()))?;
+        match sent {
+            Ok(n) if n == len && status.success() => Ok(()),
+            Ok(n) if n != len => Err(failed(format!("the source ended after {n} of {len} bytes"))),
+            Ok(_) => Err(failed(errors.trim().to_string())),
+            Err(e) => Err(failed(format!("{e}; {}", errors.trim()))),
+        }
+    }
+
+    /// Streams the file at `path` on the host (`~/` allowed) into `writer`; returns its size.
+    pub async fn download(
+        &self,
+        path: &str,
+        mut writer: impl AsyncWrite + Unpin,
+    ) -> Result<u64, RemoteError> {
+        let cmd = Cmd::script(&format!("exec cat -- {}", quote::path(path)));
+        let failed = |reason: String| RemoteError::Command {
+            host: self.host.clone(),
+            command: format!("download of {path}"),
+            reason,
+        };
+        let mut child = self
+            .session
+            .raw_command(cmd.render(false))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let mut stdout = child.stdout().take().expect("stdout is piped");
+        let mut stderr = child.stderr().take().expect("stderr is piped");
+        let mut errors = String::new();
+        let (copied, _) = futures::future::join(
+            tokio::io::copy(&mut stdout, &mut writer),
+            stderr.read_to_string(&mut errors),
+        )
+        .await;
+        let status = child.wait().await.map_err(|e| failed(e.to_string()))?;
+        writer.flush().await.map_err(|e| failed(e.to_string()))?;
+        match copied {
+            Ok(n) if status.success() => Ok(n),
+            Ok(_) => Err(failed(errors.trim().to_string())),
+            Err(e) => Err(failed(e.to_string())),
+        }
     }
 }
 
