@@ -1,13 +1,45 @@
-//! orch-node: the agent orch pushes to every host. Its subcommands arrive with the replica,
-//! RTT monitor, traffic and YCSB driver; for now it identifies itself for `orch setup`.
+//! `orch-node`: the agent `orch` pushes to every experiment host.
 
-use clap::Parser;
+mod elect;
+mod rtt;
 
-/// The agent binary orch pushes to hosts.
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Command line of the agent.
 #[derive(Parser)]
 #[command(name = "orch-node", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    Cli::parse();
+#[derive(Subcommand)]
+enum Command {
+    /// Run one latency-aware leader-election replica (see docs/elect.md).
+    Elect {
+        /// YAML config with a `replica:` section, shared by all replicas.
+        #[arg(long)]
+        config: PathBuf,
+        /// This replica's index into `ips` (0-based).
+        #[arg(long)]
+        id: usize,
+    },
+    /// Summarise replica event logs: leaders per term, elections, detection times.
+    ElectSummary {
+        /// Event logs (JSON lines) of the replicas of one experiment.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Elect { config, id } => elect::run(&config, id),
+        Command::ElectSummary { files, json } => elect::summary::run(&files, json),
+    }
 }
