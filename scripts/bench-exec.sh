@@ -12,7 +12,7 @@ command -v ansible >/dev/null || pip install -q ansible-core
 cargo build --release -q -p orch
 ORCH=$PWD/target/release/orch
 
-WORK=$(mktemp -d /tmp/orch-bench.XXXXXX)
+WORK=$(mktemp -d /var/tmp/orch-bench.XXXXXX)
 export ORCH_LAB_DIR=$WORK/state
 LAB=bench
 cleanup() { "$ORCH" lab down --name "$LAB" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
@@ -44,7 +44,7 @@ for N in 5 20; do
     RAW_COLD="for a in $ADDRS; do ssh $SSH_OPTS root@\$a true & done; wait"
     RAW_WARM="for a in $ADDRS; do ssh $SSH_OPTS -o ControlMaster=auto -o ControlPath=$WORK/raw-%h -o ControlPersist=120 root@\$a true & done; wait"
     ANSIBLE="ANSIBLE_HOST_KEY_CHECKING=True ANSIBLE_SSH_CONTROL_PATH_DIR=$WORK/ansible-cp ansible all -i $WORK/ansible-$N.ini -m raw -a true -f 20 >/dev/null"
-    hyperfine --style basic --warmup 1 --runs 10 --export-markdown "$WORK/n$N.md" \
+    hyperfine --shell bash --style basic --warmup 1 --runs 10 --export-markdown "$WORK/n$N.md" \
         --prepare "exit_masters $STATE/ssh" -n "orch exec, cold ($N hosts)" "$ORCH -i $WORK/lab.yaml exec --hosts $HOSTS -- true" \
         --prepare "true" -n "orch exec, warm ($N hosts)" "$ORCH -i $WORK/lab.yaml exec --hosts $HOSTS -- true" \
         --prepare "true" -n "raw parallel ssh, cold ($N hosts)" "$RAW_COLD" \

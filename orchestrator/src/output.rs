@@ -8,13 +8,28 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// Progress over a set of hosts.
 pub struct Progress {
     bar: Option<ProgressBar>,
+    /// Without a terminal: the label and counts for one plain line per finished host.
+    plain: Option<PlainProgress>,
+}
+
+struct PlainProgress {
+    what: String,
+    total: usize,
+    done: std::sync::atomic::AtomicUsize,
 }
 
 impl Progress {
-    /// A bar over `total` hosts when stderr is a terminal; nothing otherwise.
+    /// A bar over `total` hosts when stderr is a terminal; a plain line per host otherwise.
     pub fn new(what: &str, total: usize) -> Progress {
-        if !std::io::stderr().is_terminal() || total == 0 {
-            return Progress { bar: None };
+        if !std::io::stderr().is_terminal() {
+            return Progress {
+                bar: None,
+                plain: Some(PlainProgress {
+                    what: what.to_string(),
+                    total,
+                    done: Default::default(),
+                }),
+            };
         }
         let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
         bar.set_style(
@@ -24,7 +39,10 @@ impl Progress {
         );
         bar.set_prefix(what.to_string());
         bar.enable_steady_tick(std::time::Duration::from_millis(100));
-        Progress { bar: Some(bar) }
+        Progress {
+            bar: Some(bar),
+            plain: None,
+        }
     }
 
     /// A host finished its part.
@@ -32,6 +50,10 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.set_message(host.to_string());
             bar.inc(1);
+        }
+        if let Some(p) = &self.plain {
+            let done = p.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            self.eprintln(&format!("{}: {host} finished ({done}/{})", p.what, p.total));
         }
     }
 

@@ -69,6 +69,8 @@ impl Drop for Lab {
         if let Err(e) = lab::down(self.0) {
             eprintln!("cleaning up lab {}: {e:#}", self.0);
         }
+        // The last test to finish removes the shared parent; it only goes once it is empty.
+        let _ = fs::remove_dir(LAB_ROOT);
     }
 }
 
