@@ -11,6 +11,8 @@ use crate::exec::{self, ExecOptions};
 use crate::facts;
 use crate::inventory::Inventory;
 use crate::lab;
+use crate::logs;
+use crate::store;
 
 /// Run distributed-systems experiments on real clusters over SSH.
 #[derive(Parser, Debug)]
@@ -38,6 +40,26 @@ enum Command {
     /// A local testbed: N hosts in network namespaces, each with its own sshd.
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Download every host's run directory as one logs.tar.gz with a MANIFEST of sha256 sums.
+    FetchLogs(FetchLogsArgs),
+}
+
+#[derive(Args, Debug)]
+struct FetchLogsArgs {
+    #[command(flatten)]
+    selection: Selection,
+    /// The run to fetch [default: the latest run under --results].
+    #[arg(long, value_name = "ID")]
+    run: Option<String>,
+    /// Where to write the tarball [default: the run's results directory, else ./logs-ID.tar.gz].
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Delete the run directory on each host once the tarball is written and verified.
+    #[arg(long)]
+    prune: bool,
+    /// The results store.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    results: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -163,12 +185,68 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::FetchLogs(args) => {
+            let inv = load_inventory(cli.inventory)?;
+            let hosts = inv.select(args.selection.hosts.as_deref())?;
+            fetch_logs(&hosts, args, cli.parallel)
+        }
         Command::Lab(LabCommand::Status { lab }) => Ok(status(lab::status(&lab.name)?)),
         Command::Lab(LabCommand::Down { lab }) => {
             lab::down(&lab.name)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn fetch_logs(
+    hosts: &[&crate::inventory::Host],
+    args: FetchLogsArgs,
+    parallel: usize,
+) -> anyhow::Result<ExitCode> {
+    let (run_id, run) = match &args.run {
+        Some(id) => {
+            logs::validate_run_id(id)?;
+            (id.clone(), store::find_run(&args.results, id))
+        }
+        None => {
+            let latest = store::latest_run(&args.results)?;
+            (latest.run_id.clone(), Some(latest))
+        }
+    };
+    let output = args.output.unwrap_or_else(|| match &run {
+        Some(r) => r.path.join("logs.tar.gz"),
+        None => PathBuf::from(format!("logs-{run_id}.tar.gz")),
+    });
+    let opts = logs::FetchOptions {
+        run_id,
+        output,
+        prune: args.prune,
+        parallel,
+        scenario: run.as_ref().and_then(|r| r.scenario_text()),
+        artifacts: run.as_ref().map(|r| r.artifacts()).unwrap_or_default(),
+    };
+    let report = runtime()?.block_on(logs::fetch(hosts, &opts))?;
+    for r in &report.refused {
+        eprintln!("{}: refused `{}`: {}", r.host, r.path, r.reason);
+    }
+    for (host, e) in &report.failed_hosts {
+        eprintln!("{host}: {e}");
+    }
+    println!(
+        "wrote {}: {} files, {} bytes from {} hosts{}",
+        report.output.display(),
+        report.files,
+        report.bytes,
+        hosts.len() - report.failed_hosts.len(),
+        if args.prune {
+            format!("; pruned the run on {} hosts", report.pruned.len())
+        } else {
+            String::new()
+        }
+    );
+    Ok(status(
+        report.refused.is_empty() && report.failed_hosts.is_empty(),
+    ))
 }
 
 fn status(ok: bool) -> ExitCode {

@@ -9,5 +9,7 @@ pub mod exec;
 pub mod facts;
 pub mod inventory;
 pub mod lab;
+pub mod logs;
 pub mod output;
 pub mod remote;
+pub mod store;

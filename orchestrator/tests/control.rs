@@ -2,101 +2,13 @@
 //! Needs root. Every test makes its own lab (own name, own network, own state dir) and tears it
 //! down when it ends, also when an assertion fails.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const ORCH: &str = env!("CARGO_BIN_EXE_orch");
+mod common;
 
-/// A lab made for one test; `Drop` runs `orch lab down`.
-struct Lab {
-    name: String,
-    dir: tempfile::TempDir,
-    inventory: PathBuf,
-    net: String,
-}
-
-impl Lab {
-    fn up(name: &str, net: &str, hosts: usize) -> Lab {
-        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-        let inventory = dir.path().join("lab.yaml");
-        let lab = Lab {
-            name: name.to_string(),
-            dir,
-            inventory,
-            net: net.to_string(),
-        };
-        let out = lab.orch(&[
-            "lab",
-            "up",
-            "--hosts",
-            &hosts.to_string(),
-            "--name",
-            name,
-            "--net",
-            net,
-            "-i",
-            lab.inventory.to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "lab up failed: {}", text(&out.stderr));
-        lab
-    }
-
-    fn orch(&self, args: &[&str]) -> Output {
-        Command::new(ORCH)
-            .args(args)
-            .env("ORCH_LAB_DIR", self.dir.path().join("state"))
-            .env_remove("ORCH_INVENTORY")
-            .output()
-            .unwrap()
-    }
-
-    /// `orch -i LAB exec ARGS...`
-    fn exec(&self, args: &[&str]) -> Output {
-        let mut all = vec!["-i", self.inventory.to_str().unwrap(), "exec"];
-        all.extend_from_slice(args);
-        self.orch(&all)
-    }
-
-    fn address(&self, i: usize) -> String {
-        format!("{}.{i}.2", self.net)
-    }
-
-    fn netns(&self, i: usize) -> String {
-        format!("orch-{}-h{i}", self.name)
-    }
-
-    /// Kills every process of lab host `i` (its sshd and all it started), as a crashed host.
-    fn kill_host(&self, i: usize) {
-        let pids = Command::new("ip")
-            .args(["netns", "pids", &self.netns(i)])
-            .output()
-            .unwrap();
-        for pid in text(&pids.stdout).split_whitespace() {
-            let _ = Command::new("kill").args(["-9", pid]).status();
-        }
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let out = self.orch(&["lab", "down", "--name", &self.name]);
-        if !out.status.success() {
-            eprintln!("lab down failed: {}", text(&out.stderr));
-        }
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn lines_of<'a>(out: &'a str, host: &str) -> Vec<&'a str> {
-    out.lines()
-        .filter_map(|l| l.strip_prefix(host))
-        .filter_map(|l| l.trim_start().strip_prefix("| "))
-        .collect()
-}
+use common::{lines_of, text, write, Lab};
 
 #[test]
 fn exec_reaches_every_host_with_its_own_address() {
@@ -276,12 +188,6 @@ fn rewrite(inv: &str, known: &Path, control: &Path, policy: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, content).unwrap();
-    p
 }
 
 #[test]

@@ -281,17 +281,29 @@ trap - EXIT"#,
     pub async fn download(
         &self,
         path: &str,
-        mut writer: impl AsyncWrite + Unpin,
+        writer: impl AsyncWrite + Unpin,
     ) -> Result<u64, RemoteError> {
         let cmd = Cmd::script(&format!("exec cat -- {}", quote::path(path)));
+        self.pipe(&cmd, &format!("download of {path}"), writer)
+            .await
+    }
+
+    /// Runs `cmd` and streams its standard output into `writer`; returns the byte count. A
+    /// non-zero exit is an error carrying the command's stderr; `what` names the work in it.
+    pub async fn pipe(
+        &self,
+        cmd: &Cmd,
+        what: &str,
+        mut writer: impl AsyncWrite + Unpin,
+    ) -> Result<u64, RemoteError> {
         let failed = |reason: String| RemoteError::Command {
             host: self.host.clone(),
-            command: format!("download of {path}"),
+            command: what.to_string(),
             reason,
         };
         let mut child = self
             .session
-            .raw_command(cmd.render(false))
+            .raw_command(cmd.render(self.sudo))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,0 +1,104 @@
+//! A local lab for one test, driven through the `orch` binary. Needs root.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const ORCH: &str = env!("CARGO_BIN_EXE_orch");
+
+/// A lab made for one test; `Drop` runs `orch lab down`.
+pub struct Lab {
+    pub name: String,
+    pub dir: tempfile::TempDir,
+    pub inventory: PathBuf,
+    pub net: String,
+}
+
+impl Lab {
+    pub fn up(name: &str, net: &str, hosts: usize) -> Lab {
+        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        let inventory = dir.path().join("lab.yaml");
+        let lab = Lab {
+            name: name.to_string(),
+            dir,
+            inventory,
+            net: net.to_string(),
+        };
+        let out = lab.orch(&[
+            "lab",
+            "up",
+            "--hosts",
+            &hosts.to_string(),
+            "--name",
+            name,
+            "--net",
+            net,
+            "-i",
+            lab.inventory.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "lab up failed: {}", text(&out.stderr));
+        lab
+    }
+
+    pub fn orch(&self, args: &[&str]) -> Output {
+        Command::new(ORCH)
+            .args(args)
+            .env("ORCH_LAB_DIR", self.dir.path().join("state"))
+            .env_remove("ORCH_INVENTORY")
+            .output()
+            .unwrap()
+    }
+
+    /// `orch -i LAB exec ARGS...`
+    pub fn exec(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-i", self.inventory.to_str().unwrap(), "exec"];
+        all.extend_from_slice(args);
+        self.orch(&all)
+    }
+
+    pub fn address(&self, i: usize) -> String {
+        format!("{}.{i}.2", self.net)
+    }
+
+    pub fn netns(&self, i: usize) -> String {
+        format!("orch-{}-h{i}", self.name)
+    }
+
+    /// Kills every process of lab host `i` (its sshd and all it started), as a crashed host.
+    pub fn kill_host(&self, i: usize) {
+        let pids = Command::new("ip")
+            .args(["netns", "pids", &self.netns(i)])
+            .output()
+            .unwrap();
+        for pid in text(&pids.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = self.orch(&["lab", "down", "--name", &self.name]);
+        if !out.status.success() {
+            eprintln!("lab down failed: {}", text(&out.stderr));
+        }
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub fn lines_of<'a>(out: &'a str, host: &str) -> Vec<&'a str> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix(host))
+        .filter_map(|l| l.trim_start().strip_prefix("| "))
+        .collect()
+}
+
+pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p
+}
