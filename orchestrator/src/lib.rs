@@ -12,4 +12,5 @@ pub mod lab;
 pub mod logs;
 pub mod output;
 pub mod remote;
+pub mod scenario;
 pub mod store;

@@ -683,7 +683,7 @@ fn is_blank(text: &str) -> bool {
 }
 
 /// Turns a YAML syntax or type error into a problem that names the field at its position.
-fn yaml_problem(err: &serde_saphyr::Error, text: &str, file: &Path) -> Problem {
+pub(crate) fn yaml_problem(err: &serde_saphyr::Error, text: &str, file: &Path) -> Problem {
     use serde_saphyr::Error;
     let (line, column) = err
         .location()

@@ -4,6 +4,8 @@
 mod file;
 mod select;
 
+pub(crate) use file::yaml_problem;
+
 pub use select::SelectError;
 
 use std::fmt;

@@ -1,0 +1,847 @@
+//! The scenario file as written, matrix overrides applied to it, and its validation into
+//! [`RunSpec`]s. Every problem names file, line, column and field.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::{Location, Spanned};
+
+use super::matrix::{combinations, RawMatrix};
+use super::{
+    builtin_workload, Connect, ReplicaPlan, RunSpec, Scenario, TrafficMode, TrafficPlan, Workload,
+    WorkloadPlan, ZookeeperPlan,
+};
+use crate::inventory::{yaml_problem, Inventory, InventoryError, Problem};
+
+/// Fields of the original replica config that a scenario may set (`ips` comes from the
+/// inventory).
+const REPLICA_FIELDS: &[&str] = &[
+    "interfaces",
+    "runtimeSeconds",
+    "timeoutLowerBound",
+    "timeoutUpperBound",
+    "failureLeader",
+    "maxHeartbeats",
+    "port",
+    "delayLowerBound",
+    "delayUpperBound",
+    "useSimulatedLinks",
+    "linkLossRate",
+    "checkFalsePositiveRate",
+    "tcp_monitor",
+    "confidenceLevel",
+    "heartbeatIntervalMargin",
+    "safetyMarginLowerBound",
+    "safetyMarginStepSize",
+    "fdMode",
+    "latencyThreshold",
+    "eligibleLeaders",
+    "testPetition",
+    "heartbeatIntervalMs",
+    "penaltyIntervalMs",
+    "simulatedDelays",
+];
+
+/// Keys a matrix may vary, besides `workload.properties.<name>` and `replicas.config.<field>`.
+const MATRIX_KEYS: &[&str] = &[
+    "zookeeper.leader",
+    "workload.threads",
+    "workload.client",
+    "workload.connect",
+    "workload.workload",
+];
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Spanned<String>,
+    description: Option<String>,
+    zookeeper: Option<Spanned<RawZookeeper>>,
+    traffic: Option<Spanned<RawTraffic>>,
+    replicas: Option<Spanned<RawReplicas>>,
+    workload: Option<Spanned<RawWorkload>>,
+    repetitions: Option<Spanned<u32>>,
+    matrix: Option<RawMatrix>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawZookeeper {
+    servers: Option<Spanned<String>>,
+    leader: Option<Spanned<String>>,
+    quorum_timeout_secs: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawTraffic {
+    hosts: Option<Spanned<String>>,
+    port: Option<Spanned<u16>>,
+    mode: Option<Spanned<String>>,
+    bytes: Option<Spanned<u32>>,
+    interval_ms: Option<Spanned<u32>>,
+    rate: Option<Spanned<String>>,
+    len: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawReplicas {
+    hosts: Option<Spanned<String>>,
+    config: Option<BTreeMap<String, Spanned<serde_json::Value>>>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawWorkload {
+    client: Spanned<String>,
+    connect: Option<Spanned<String>>,
+    workload: Option<Spanned<String>>,
+    threads: Option<Spanned<serde_json::Value>>,
+    properties: Option<BTreeMap<String, Spanned<serde_json::Value>>>,
+    load: Option<bool>,
+    ycsb_home: Option<Spanned<String>>,
+}
+
+/// Parses, applies the matrix, validates every run.
+pub(super) fn parse(
+    text: &str,
+    path: &Path,
+    inventory: &Inventory,
+) -> Result<Scenario, InventoryError> {
+    let options = serde_saphyr::options! { with_snippet: false };
+    let raw: RawScenario =
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| InventoryError {
+            problems: vec![yaml_problem(&e, text, path)],
+        })?;
+    let mut c = Checker {
+        file: path,
+        dir: std::path::absolute(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_default(),
+        inventory,
+        problems: Vec::new(),
+    };
+    check_name(&mut c, &raw.name);
+    let repetitions = match &raw.repetitions {
+        Some(r) if r.value == 0 => {
+            c.report(r, "repetitions", "must be at least 1");
+            1
+        }
+        Some(r) => r.value,
+        None => 1,
+    };
+    let axes = raw.matrix.clone().unwrap_or_default().0;
+    for (i, axis) in axes.iter().enumerate() {
+        if axis.values.is_empty() {
+            c.report(
+                &axis.key,
+                &format!("matrix.{}", axis.key.value),
+                "lists no values",
+            );
+        }
+        if axes[..i].iter().any(|a| a.key.value == axis.key.value) {
+            c.report(
+                &axis.key,
+                &format!("matrix.{}", axis.key.value),
+                "appears twice",
+            );
+        }
+        if !known_key(&axis.key.value) {
+            c.report(
+                &axis.key,
+                &format!("matrix.{}", axis.key.value),
+                format!(
+                    "unknown matrix key; use one of {}, workload.properties.<name> or replicas.config.<field>",
+                    MATRIX_KEYS.join(", ")
+                ),
+            );
+        }
+    }
+    let axes: Vec<_> = axes
+        .into_iter()
+        .filter(|a| known_key(&a.key.value))
+        .collect();
+
+    let mut runs = Vec::new();
+    for combo in combinations(&axes) {
+        let mut this = raw.clone();
+        let mut values = Vec::new();
+        for &(a, v) in &combo {
+            let (key, value) = (&axes[a].key, &axes[a].values[v]);
+            let field = format!("matrix.{}", key.value);
+            match apply(&mut this, &key.value, value) {
+                Ok(shown) => values.push((key.value.clone(), shown)),
+                Err(message) => c.report(value, &field, message),
+            }
+        }
+        for repetition in 1..=repetitions {
+            if let Some(mut run) = c.run(&this) {
+                run.index = runs.len() + 1;
+                run.matrix = values.clone();
+                run.repetition = repetition;
+                runs.push(run);
+            }
+        }
+    }
+    if !c.problems.is_empty() {
+        let mut problems = c.problems;
+        problems.sort_by_key(|p| (p.line, p.column));
+        problems.dedup();
+        return Err(InventoryError { problems });
+    }
+    Ok(Scenario {
+        path: path.to_path_buf(),
+        name: raw.name.value.clone(),
+        description: raw.description.clone(),
+        text: text.to_string(),
+        runs,
+    })
+}
+
+fn check_name(c: &mut Checker, name: &Spanned<String>) {
+    let ok = !name.value.is_empty()
+        && !name.value.starts_with(['.', '-'])
+        && name
+            .value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !ok {
+        c.report(
+            name,
+            "name",
+            "use letters, digits, `-`, `_` and `.` (it names the results directory)",
+        );
+    }
+}
+
+/// Sets one matrix value into the scenario; returns the value as shown in run names.
+fn apply(
+    raw: &mut RawScenario,
+    key: &str,
+    value: &Spanned<serde_json::Value>,
+) -> Result<String, String> {
+    let shown = scalar(&value.value)?;
+    let spanned = |s: String| Spanned::new(s, value.referenced, value.defined);
+    let section_missing = |name: &str| format!("the scenario has no `{name}:` section to vary");
+    if let Some(prop) = key.strip_prefix("workload.properties.") {
+        let w = raw
+            .workload
+            .as_mut()
+            .ok_or_else(|| section_missing("workload"))?;
+        w.value
+            .properties
+            .get_or_insert_with(BTreeMap::new)
+            .insert(prop.to_string(), value.clone());
+        return Ok(shown);
+    }
+    if let Some(field) = key.strip_prefix("replicas.config.") {
+        let r = raw
+            .replicas
+            .as_mut()
+            .ok_or_else(|| section_missing("replicas"))?;
+        r.value
+            .config
+            .get_or_insert_with(BTreeMap::new)
+            .insert(field.to_string(), value.clone());
+        return Ok(shown);
+    }
+    match key {
+        "zookeeper.leader" => {
+            let z = raw
+                .zookeeper
+                .as_mut()
+                .ok_or_else(|| section_missing("zookeeper"))?;
+            z.value.leader = Some(spanned(shown.clone()));
+        }
+        "workload.threads" | "workload.client" | "workload.connect" | "workload.workload" => {
+            let w = &mut raw
+                .workload
+                .as_mut()
+                .ok_or_else(|| section_missing("workload"))?
+                .value;
+            match key {
+                "workload.threads" => w.threads = Some(value.clone()),
+                "workload.client" => w.client = spanned(shown.clone()),
+                "workload.connect" => w.connect = Some(spanned(shown.clone())),
+                _ => w.workload = Some(spanned(shown.clone())),
+            }
+        }
+        _ => unreachable!("matrix keys are checked by known_key first"),
+    }
+    Ok(shown)
+}
+
+/// Whether `apply` knows how to set this matrix key.
+fn known_key(key: &str) -> bool {
+    MATRIX_KEYS.contains(&key)
+        || key
+            .strip_prefix("workload.properties.")
+            .is_some_and(|k| !k.is_empty())
+        || key
+            .strip_prefix("replicas.config.")
+            .is_some_and(|k| !k.is_empty())
+}
+
+/// A YAML scalar as the string YCSB and run names use.
+fn scalar(v: &serde_json::Value) -> Result<String, String> {
+    match v {
+        serde_json::Value::String(s) => Ok(s.clone()),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        serde_json::Value::Bool(b) => Ok(b.to_string()),
+        _ => Err("expected a single value (string, number or boolean)".into()),
+    }
+}
+
+struct Checker<'a> {
+    file: &'a Path,
+    dir: PathBuf,
+    inventory: &'a Inventory,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn report<T>(&mut self, at: &Spanned<T>, field: &str, message: impl Into<String>) {
+        self.report_at(at.referenced, field, message);
+    }
+
+    fn report_at(&mut self, at: Location, field: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file.to_path_buf(),
+            line: at.line() as usize,
+            column: at.column() as usize,
+            field: field.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// Resolves a host selection, reporting an unknown host or role at the field.
+    fn hosts(
+        &mut self,
+        sel: Option<&Spanned<String>>,
+        default: &str,
+        field: &str,
+        at: Location,
+    ) -> Option<Vec<String>> {
+        let spec = sel.map(|s| s.value.as_str()).unwrap_or(default);
+        match self.inventory.select(Some(spec)) {
+            Ok(hosts) => Some(hosts.iter().map(|h| h.name.clone()).collect()),
+            Err(e) => {
+                let loc = sel.map(|s| s.referenced).unwrap_or(at);
+                self.report_at(loc, field, e.to_string());
+                None
+            }
+        }
+    }
+
+    fn run(&mut self, raw: &RawScenario) -> Option<RunSpec> {
+        let before = self.problems.len();
+        let zookeeper = raw.zookeeper.as_ref().and_then(|z| self.zookeeper(z));
+        let traffic = raw.traffic.as_ref().and_then(|t| self.traffic(t));
+        let replicas = raw.replicas.as_ref().and_then(|r| self.replicas(r));
+        let workload = raw
+            .workload
+            .as_ref()
+            .and_then(|w| self.workload(w, zookeeper.as_ref()));
+        if let (Some(w), None) = (&raw.workload, &raw.zookeeper) {
+            self.report(
+                w,
+                "workload",
+                "a workload needs a `zookeeper:` section to run against",
+            );
+        }
+        (self.problems.len() == before).then_some(RunSpec {
+            index: 0,
+            matrix: Vec::new(),
+            repetition: 1,
+            zookeeper,
+            traffic,
+            replicas,
+            workload,
+        })
+    }
+
+    fn zookeeper(&mut self, z: &Spanned<RawZookeeper>) -> Option<ZookeeperPlan> {
+        let servers = self.hosts(
+            z.value.servers.as_ref(),
+            "role:zookeeper",
+            "zookeeper.servers",
+            z.referenced,
+        )?;
+        for name in &servers {
+            let host = self.inventory.host(name).expect("selected");
+            if host.zk_id.is_none() {
+                let at = z
+                    .value
+                    .servers
+                    .as_ref()
+                    .map_or(z.referenced, |s| s.referenced);
+                self.report_at(
+                    at,
+                    "zookeeper.servers",
+                    format!("{name} has no zk_id; give it the zookeeper role and a zk_id in the inventory"),
+                );
+                return None;
+            }
+        }
+        if let Some(leader) = &z.value.leader {
+            if !servers.contains(&leader.value) {
+                self.report(
+                    leader,
+                    "zookeeper.leader",
+                    format!(
+                        "`{}` is not one of the servers ({})",
+                        leader.value,
+                        servers.join(", ")
+                    ),
+                );
+                return None;
+            }
+        }
+        let quorum_timeout = match &z.value.quorum_timeout_secs {
+            Some(t) if t.value == 0 || t.value > 3600 => {
+                self.report(t, "zookeeper.quorum_timeout_secs", "must be 1..=3600");
+                return None;
+            }
+            Some(t) => Duration::from_secs(t.value),
+            None => Duration::from_secs(60),
+        };
+        Some(ZookeeperPlan {
+            servers,
+            leader: z.value.leader.as_ref().map(|l| l.value.clone()),
+            quorum_timeout,
+        })
+    }
+
+    fn traffic(&mut self, t: &Spanned<RawTraffic>) -> Option<TrafficPlan> {
+        let hosts = self.hosts(t.value.hosts.as_ref(), "all", "traffic.hosts", t.referenced)?;
+        if hosts.len() < 2 {
+            self.report(
+                t,
+                "traffic.hosts",
+                "background traffic needs at least two hosts",
+            );
+            return None;
+        }
+        let mode = t
+            .value
+            .mode
+            .as_ref()
+            .map(|m| m.value.as_str())
+            .unwrap_or("mesh");
+        let mode = match mode {
+            "mesh" => {
+                for (f, v) in [("rate", &t.value.rate), ("len", &t.value.len)] {
+                    if let Some(v) = v {
+                        self.report(v, &format!("traffic.{f}"), "only for `mode: rate`");
+                    }
+                }
+                TrafficMode::Mesh {
+                    bytes: t.value.bytes.as_ref().map_or(64, |b| b.value),
+                    interval_ms: t.value.interval_ms.as_ref().map_or(500, |i| i.value),
+                }
+            }
+            "rate" => {
+                for (f, v) in [
+                    ("bytes", &t.value.bytes),
+                    ("interval_ms", &t.value.interval_ms),
+                ] {
+                    if let Some(v) = v {
+                        self.report(v, &format!("traffic.{f}"), "only for `mode: mesh`");
+                    }
+                }
+                let rate = t
+                    .value
+                    .rate
+                    .as_ref()
+                    .map_or("100K".into(), |r| r.value.clone());
+                let len = t
+                    .value
+                    .len
+                    .as_ref()
+                    .map_or("1K".into(), |l| l.value.clone());
+                for (f, v, s) in [("rate", &t.value.rate, &rate), ("len", &t.value.len, &len)] {
+                    if !is_size(s) {
+                        let loc = v.as_ref().map_or(t.referenced, |v| v.referenced);
+                        self.report_at(
+                            loc,
+                            &format!("traffic.{f}"),
+                            format!("`{s}`: expected a number with an optional K, M or G suffix"),
+                        );
+                    }
+                }
+                TrafficMode::Rate { rate, len }
+            }
+            other => {
+                let at = t
+                    .value
+                    .mode
+                    .as_ref()
+                    .expect("a mode other than the default was written");
+                self.report(
+                    at,
+                    "traffic.mode",
+                    format!("`{other}`: expected mesh or rate"),
+                );
+                return None;
+            }
+        };
+        Some(TrafficPlan {
+            hosts,
+            port: t.value.port.as_ref().map_or(7100, |p| p.value),
+            mode,
+        })
+    }
+
+    fn replicas(&mut self, r: &Spanned<RawReplicas>) -> Option<ReplicaPlan> {
+        let hosts = self.hosts(
+            r.value.hosts.as_ref(),
+            "role:replica",
+            "replicas.hosts",
+            r.referenced,
+        )?;
+        let mut config = BTreeMap::new();
+        for (k, v) in r.value.config.iter().flatten() {
+            if !REPLICA_FIELDS.contains(&k.as_str()) {
+                let hint = if k == "ips" {
+                    "orch fills `ips` from the inventory's experiment IPs".to_string()
+                } else {
+                    format!(
+                        "unknown replica field; known: {}",
+                        REPLICA_FIELDS.join(", ")
+                    )
+                };
+                self.report(v, &format!("replicas.config.{k}"), hint);
+                continue;
+            }
+            config.insert(k.clone(), v.value.clone());
+        }
+        Some(ReplicaPlan { hosts, config })
+    }
+
+    fn workload(
+        &mut self,
+        w: &Spanned<RawWorkload>,
+        zk: Option<&ZookeeperPlan>,
+    ) -> Option<WorkloadPlan> {
+        let v = &w.value;
+        let before = self.problems.len();
+        if self.inventory.host(&v.client.value).is_none() {
+            self.report(
+                &v.client,
+                "workload.client",
+                format!("no host `{}` in the inventory", v.client.value),
+            );
+        }
+        let connect = match v
+            .connect
+            .as_ref()
+            .map(|c| c.value.as_str())
+            .unwrap_or("leader")
+        {
+            "leader" => {
+                if zk.is_some_and(|z| z.leader.is_none()) {
+                    let loc = v.connect.as_ref().map_or(w.referenced, |c| c.referenced);
+                    self.report_at(
+                        loc,
+                        "workload.connect",
+                        "`leader` needs `zookeeper.leader`; name a server or use `all`",
+                    );
+                }
+                Connect::Leader
+            }
+            "all" => Connect::All,
+            host => {
+                if zk.is_some_and(|z| !z.servers.iter().any(|s| s == host)) {
+                    let at = v.connect.as_ref().expect("a host was written");
+                    self.report(
+                        at,
+                        "workload.connect",
+                        format!(
+                            "`{host}` is not a ZooKeeper server; use leader, all or a server name"
+                        ),
+                    );
+                }
+                Connect::Host(host.to_string())
+            }
+        };
+        let workload = match &v.workload {
+            None => Workload::Builtin("workloadb".into()),
+            Some(name) if name.value == "workloade" => {
+                self.report(
+                    name,
+                    "workload.workload",
+                    "workloade is all scans, which the YCSB ZooKeeper binding does not implement",
+                );
+                return None;
+            }
+            Some(name) if builtin_workload(&name.value).is_some() => {
+                Workload::Builtin(name.value.clone())
+            }
+            Some(path) => {
+                let p = self.dir.join(&path.value);
+                if !p.is_file() {
+                    self.report(path, "workload.workload", format!("no such workload file {} (built in: workloada, workloadb, workloadc, workloadd, workloadf)", p.display()));
+                    return None;
+                }
+                Workload::File(p)
+            }
+        };
+        let threads = match &v.threads {
+            None => 1,
+            Some(t) => match t.value.as_u64() {
+                Some(n) if (1..=1024).contains(&n) => n as u32,
+                _ => {
+                    self.report(t, "workload.threads", "must be a whole number 1..=1024");
+                    1
+                }
+            },
+        };
+        let mut properties = BTreeMap::new();
+        for (k, val) in v.properties.iter().flatten() {
+            let field = format!("workload.properties.{k}");
+            let value = match scalar(&val.value) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.report(val, &field, e);
+                    continue;
+                }
+            };
+            if k == "zookeeper.connectString" {
+                self.report(
+                    val,
+                    &field,
+                    "orch sets the connect string from `workload.connect`",
+                );
+            } else if k == "threadcount" {
+                self.report(val, &field, "use `workload.threads`");
+            } else if k == "scanproportion" && value.parse::<f64>() != Ok(0.0) {
+                self.report(
+                    val,
+                    &field,
+                    "scans are not implemented by the YCSB ZooKeeper binding",
+                );
+            }
+            properties.insert(k.clone(), value);
+        }
+        (self.problems.len() == before).then(|| WorkloadPlan {
+            client: v.client.value.clone(),
+            connect,
+            workload,
+            threads,
+            properties,
+            load: v.load.unwrap_or(true),
+            ycsb_home: v.ycsb_home.as_ref().map(|h| h.value.clone()),
+        })
+    }
+}
+
+/// `100`, `100K`, `1.5M`: what iperf3 and `orch-node traffic` accept.
+fn is_size(s: &str) -> bool {
+    let digits = s.trim_end_matches(['K', 'M', 'G', 'k', 'm', 'g']);
+    !digits.is_empty()
+        && digits.len() + 1 >= s.len()
+        && digits.parse::<f64>().is_ok_and(|v| v > 0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inventory() -> Inventory {
+        let text = "\
+hosts:
+  - name: node0
+    address: 10.10.1.1
+    experiment_ip: 10.0.1.2
+    roles: [zookeeper, client, replica]
+    zk_id: 1
+  - name: node1
+    address: 10.10.1.2
+    experiment_ip: 10.0.2.2
+    roles: [zookeeper, replica]
+    zk_id: 2
+  - name: node2
+    address: 10.10.1.3
+    experiment_ip: 10.0.3.2
+    roles: [zookeeper, replica]
+    zk_id: 3
+";
+        Inventory::parse(text, Path::new("inv.yaml")).unwrap()
+    }
+
+    fn parse(text: &str) -> Result<Scenario, InventoryError> {
+        Scenario::parse(text, Path::new("s.yaml"), &inventory())
+    }
+
+    fn only_problem(text: &str) -> String {
+        let e = parse(text).unwrap_err();
+        assert_eq!(e.problems.len(), 1, "{e}");
+        e.problems[0].to_string()
+    }
+
+    const GOOD: &str = "\
+name: zk
+zookeeper:
+  leader: node2
+workload:
+  client: node0
+  threads: 1
+  properties:
+    readproportion: 0.1
+    updateproportion: 0.9
+repetitions: 2
+matrix:
+  zookeeper.leader: [node2, node1]
+  workload.threads: [1, 4]
+";
+
+    #[test]
+    fn matrix_times_repetitions_in_order() {
+        let s = parse(GOOD).unwrap();
+        assert_eq!(s.runs.len(), 8);
+        let r = &s.runs[0];
+        assert_eq!(r.index, 1);
+        assert_eq!(
+            r.zookeeper.as_ref().unwrap().leader.as_deref(),
+            Some("node2")
+        );
+        assert_eq!(r.workload.as_ref().unwrap().threads, 1);
+        assert_eq!(r.label(), "r01-leader=node2-threads=1-rep1");
+        assert_eq!(s.runs[1].label(), "r02-leader=node2-threads=1-rep2");
+        assert_eq!(s.runs[2].workload.as_ref().unwrap().threads, 4);
+        let last = &s.runs[7];
+        assert_eq!(
+            last.zookeeper.as_ref().unwrap().leader.as_deref(),
+            Some("node1")
+        );
+        assert_eq!(
+            last.workload.as_ref().unwrap().properties["readproportion"],
+            "0.1"
+        );
+        assert_eq!(
+            last.zookeeper.as_ref().unwrap().servers,
+            ["node0", "node1", "node2"]
+        );
+    }
+
+    #[test]
+    fn bad_matrix_value_points_at_its_line() {
+        let text = GOOD.replace("[node2, node1]", "[node2, node9]");
+        let p = only_problem(&text);
+        assert!(p.starts_with("s.yaml:12:29: zookeeper.leader:"), "{p}");
+        assert!(p.contains("`node9` is not one of the servers"), "{p}");
+    }
+
+    #[test]
+    fn unknown_matrix_key() {
+        let text = GOOD.replace("workload.threads: [1, 4]", "workload.thread: [1, 4]");
+        let p = only_problem(&text);
+        assert!(
+            p.starts_with("s.yaml:13:3: matrix.workload.thread: unknown matrix key"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let text = GOOD.replace("  threads: 1\n", "  thread: 1\n");
+        let p = only_problem(&text);
+        assert!(
+            p.starts_with("s.yaml:6:3: workload.thread: unknown field"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn scans_and_connect_string_are_rejected() {
+        let text = GOOD.replace("    updateproportion: 0.9\n", "    updateproportion: 0.8\n    scanproportion: 0.1\n    zookeeper.connectString: x:2181\n");
+        let e = parse(&text).unwrap_err();
+        let all = e.to_string();
+        assert!(
+            all.contains(
+                "s.yaml:10:21: workload.properties.scanproportion: scans are not implemented"
+            ),
+            "{all}"
+        );
+        assert!(
+            all.contains("s.yaml:11:30: workload.properties.zookeeper.connectString: orch sets"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn workload_needs_zookeeper_and_known_client() {
+        let p = only_problem("name: x\nworkload:\n  client: node0\n  connect: all\n");
+        assert!(
+            p.contains("workload: a workload needs a `zookeeper:` section"),
+            "{p}"
+        );
+        let p =
+            only_problem("name: x\nzookeeper: {}\nworkload:\n  client: nodeX\n  connect: all\n");
+        assert!(
+            p.starts_with("s.yaml:4:11: workload.client: no host `nodeX`"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn connect_leader_needs_a_designated_leader() {
+        let p = only_problem("name: x\nzookeeper: {}\nworkload:\n  client: node0\n");
+        assert!(
+            p.contains("workload.connect: `leader` needs `zookeeper.leader`"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn traffic_defaults_and_checks() {
+        let s = parse("name: t\ntraffic: {}\n").unwrap();
+        let t = s.runs[0].traffic.as_ref().unwrap();
+        assert_eq!(
+            t.mode,
+            TrafficMode::Mesh {
+                bytes: 64,
+                interval_ms: 500
+            }
+        );
+        assert_eq!(t.hosts.len(), 3);
+        let p = only_problem("name: t\ntraffic:\n  mode: rate\n  rate: fast\n");
+        assert!(p.starts_with("s.yaml:4:9: traffic.rate: `fast`"), "{p}");
+        let p = only_problem("name: t\ntraffic:\n  mode: burst\n");
+        assert!(p.starts_with("s.yaml:3:9: traffic.mode: `burst`"), "{p}");
+    }
+
+    #[test]
+    fn replica_fields_are_the_originals() {
+        let s = parse("name: r\nreplicas:\n  config:\n    fdMode: raft\n    runtimeSeconds: 10\n")
+            .unwrap();
+        assert_eq!(s.runs[0].replicas.as_ref().unwrap().hosts.len(), 3);
+        let p = only_problem("name: r\nreplicas:\n  config:\n    ips: [a]\n");
+        assert!(p.contains("replicas.config.ips: orch fills `ips`"), "{p}");
+    }
+
+    #[test]
+    fn names_and_repetitions() {
+        let p = only_problem("name: a/b\n");
+        assert!(p.starts_with("s.yaml:1:7: name:"), "{p}");
+        let p = only_problem("name: a\nrepetitions: 0\n");
+        assert!(
+            p.starts_with("s.yaml:2:14: repetitions: must be at least 1"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn sizes() {
+        for ok in ["100K", "1K", "2.5M", "800"] {
+            assert!(is_size(ok), "{ok}");
+        }
+        for bad in ["", "K", "fast", "10KK", "-1K", "0"] {
+            assert!(!is_size(bad), "{bad}");
+        }
+    }
+}
