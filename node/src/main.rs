@@ -1,7 +1,10 @@
 //! `orch-node`: the agent `orch` pushes to every experiment host.
 
 mod elect;
+mod fourlw;
+mod proc;
 mod rtt;
+mod traffic;
 
 use std::path::PathBuf;
 
@@ -35,11 +38,43 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask a ZooKeeper server a four-letter word (srvr, ruok, mntr, stat) and print the answer.
+    Fourlw {
+        /// The server's client address, HOST:PORT.
+        #[arg(long)]
+        server: String,
+        /// The word to send.
+        word: String,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
+    /// Start and stop long-running processes exactly (see docs/proc.md).
+    Proc {
+        #[command(subcommand)]
+        command: proc::Command,
+    },
+    /// Background TCP between the experiment addresses (see docs/traffic.md).
+    Traffic {
+        #[command(subcommand)]
+        command: traffic::Command,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Elect { config, id } => elect::run(&config, id),
         Command::ElectSummary { files, json } => elect::summary::run(&files, json),
+        Command::Proc { command } => proc::run(command),
+        Command::Traffic { command } => traffic::run(command),
+        Command::Fourlw {
+            server,
+            word,
+            timeout_ms,
+        } => {
+            let answer = fourlw::ask(&server, &word, std::time::Duration::from_millis(timeout_ms))?;
+            print!("{answer}");
+            Ok(())
+        }
     }
 }
