@@ -1,10 +1,12 @@
 //! `orch-node`: the agent `orch` pushes to every experiment host.
 
+mod delay;
 mod elect;
 mod fourlw;
 mod proc;
 mod rtt;
 mod traffic;
+mod ycsb;
 
 use std::path::PathBuf;
 
@@ -20,6 +22,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Delay this host's outgoing packets per destination in user space, where the kernel has
+    /// no netem (see docs/delay.md).
+    Delay {
+        /// Rule file (YAML or JSON): destinations with delay, jitter, distribution and loss.
+        #[arg(long)]
+        rules: PathBuf,
+        /// Print the rule file's nftables table as the kernel reports it (JSON) and exit.
+        #[arg(long)]
+        show: bool,
+    },
     /// Run one latency-aware leader-election replica (see docs/elect.md).
     Elect {
         /// YAML config with a `replica:` section, shared by all replicas.
@@ -59,14 +71,24 @@ enum Command {
         #[command(subcommand)]
         command: traffic::Command,
     },
+    /// YCSB-compatible ZooKeeper driver: `ycsb load|run [-P FILE]... [-p NAME=VALUE]...
+    /// [-threads N] [-target N] [-s] [--out FILE]`, YCSB's text output (see docs/ycsb.md).
+    #[command(disable_help_flag = true)]
+    Ycsb {
+        /// `load` or `run`, then YCSB's options (`orch-node ycsb --help` lists them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Delay { rules, show } => delay::run(&rules, show),
         Command::Elect { config, id } => elect::run(&config, id),
         Command::ElectSummary { files, json } => elect::summary::run(&files, json),
         Command::Proc { command } => proc::run(command),
         Command::Traffic { command } => traffic::run(command),
+        Command::Ycsb { args } => ycsb::main(&args),
         Command::Fourlw {
             server,
             word,

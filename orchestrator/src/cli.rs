@@ -12,6 +12,7 @@ use crate::facts;
 use crate::inventory::Inventory;
 use crate::lab;
 use crate::logs;
+use crate::setup;
 use crate::store;
 
 /// Run distributed-systems experiments on real clusters over SSH.
@@ -42,6 +43,37 @@ enum Command {
     Lab(LabCommand),
     /// Download every host's run directory as one logs.tar.gz with a MANIFEST of sha256 sums.
     FetchLogs(FetchLogsArgs),
+    /// Build orch-node, push it and ZooKeeper to the hosts, render their configuration.
+    Setup(SetupArgs),
+    /// Run an experiment: traffic, ZooKeeper with its designated leader, replicas, YCSB.
+    Run(RunArgs),
+    /// Show each ZooKeeper server's mode and what runs left alive on the hosts.
+    Status(Selection),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The scenario file (see scenarios/).
+    #[arg(long, value_name = "FILE")]
+    scenario: PathBuf,
+    /// The results store.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    results: PathBuf,
+    /// Validate the scenario and print the runs it expands to; touch no host.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+struct SetupArgs {
+    #[command(flatten)]
+    selection: Selection,
+    /// Print what would be built, pushed and written on each host; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// An Apache ZooKeeper binary tarball to install instead of the inventory's.
+    #[arg(long, value_name = "TARBALL")]
+    zookeeper: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -185,10 +217,61 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run(args) => {
+            let inv = load_inventory(cli.inventory)?;
+            let scenario = crate::scenario::Scenario::load(&args.scenario, &inv)?;
+            if args.dry_run {
+                for r in &scenario.runs {
+                    println!("{}", r.label());
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let opts = crate::run::RunOptions {
+                results: args.results,
+            };
+            let outcome = runtime()?.block_on(crate::run::run(&inv, &scenario, &opts))?;
+            println!(
+                "{}",
+                crate::report::table(&outcome.results, &outcome.reports)
+            );
+            println!(
+                "run {}: results in {}",
+                outcome.run_id,
+                outcome.dir.path.display()
+            );
+            match outcome.failure {
+                Some(f) => {
+                    eprintln!("error: {f}");
+                    Ok(ExitCode::FAILURE)
+                }
+                None => Ok(ExitCode::SUCCESS),
+            }
+        }
+        Command::Status(sel) => {
+            let inv = load_inventory(cli.inventory)?;
+            let hosts = inv.select(sel.hosts.as_deref())?;
+            Ok(status(runtime()?.block_on(crate::status::status(
+                &inv,
+                &hosts,
+                cli.parallel,
+            ))))
+        }
         Command::FetchLogs(args) => {
             let inv = load_inventory(cli.inventory)?;
             let hosts = inv.select(args.selection.hosts.as_deref())?;
             fetch_logs(&hosts, args, cli.parallel)
+        }
+        Command::Setup(args) => {
+            let inv = load_inventory(cli.inventory)?;
+            let hosts = inv.select(args.selection.hosts.as_deref())?;
+            let opts = setup::Options {
+                dry_run: args.dry_run,
+                zookeeper: args.zookeeper,
+                parallel: cli.parallel,
+            };
+            let summary = runtime()?.block_on(setup::run(&inv, &hosts, &opts))?;
+            summary.print();
+            Ok(status(summary.all_ok()))
         }
         Command::Lab(LabCommand::Status { lab }) => Ok(status(lab::status(&lab.name)?)),
         Command::Lab(LabCommand::Down { lab }) => {

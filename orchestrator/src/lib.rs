@@ -4,13 +4,19 @@
 //! hosts at once) -> [`facts`] and [`exec`] (look at and act on hosts) -> [`lab`] (a local
 //! testbed of namespaced hosts to run all of it without a cluster).
 
+pub mod artifacts;
 pub mod cli;
 pub mod exec;
 pub mod facts;
 pub mod inventory;
 pub mod lab;
 pub mod logs;
+pub mod net;
 pub mod output;
 pub mod remote;
+pub mod report;
+pub mod run;
 pub mod scenario;
+pub mod setup;
+pub mod status;
 pub mod store;

@@ -5,11 +5,13 @@ use std::io::{IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Progress over a set of hosts.
+/// Progress over a set of hosts, or over the bytes sent to them.
 pub struct Progress {
     bar: Option<ProgressBar>,
     /// Without a terminal: the label and counts for one plain line per finished host.
     plain: Option<PlainProgress>,
+    /// The bar counts bytes ([`Progress::sent`]), not hosts.
+    bytes: bool,
 }
 
 struct PlainProgress {
@@ -21,27 +23,49 @@ struct PlainProgress {
 impl Progress {
     /// A bar over `total` hosts when stderr is a terminal; a plain line per host otherwise.
     pub fn new(what: &str, total: usize) -> Progress {
+        Progress::with_bar(what, total, total as u64, "{pos}/{len} hosts", false)
+    }
+
+    /// A bar over `total_bytes` sent to `hosts` hosts when stderr is a terminal (advanced by
+    /// [`Progress::sent`]); a plain line per finished host otherwise.
+    pub fn bytes(what: &str, hosts: usize, total_bytes: u64) -> Progress {
+        let counts = "{bytes}/{total_bytes} {bytes_per_sec}";
+        Progress::with_bar(what, hosts, total_bytes, counts, true)
+    }
+
+    fn with_bar(what: &str, hosts: usize, len: u64, counts: &str, bytes: bool) -> Progress {
         if !std::io::stderr().is_terminal() {
             return Progress {
                 bar: None,
                 plain: Some(PlainProgress {
                     what: what.to_string(),
-                    total,
+                    total: hosts,
                     done: Default::default(),
                 }),
+                bytes,
             };
         }
-        let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} hosts {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(&format!(
+                "{{spinner}} {{prefix}} [{{bar:30}}] {counts} {{msg}}"
+            ))
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.set_prefix(what.to_string());
         bar.enable_steady_tick(std::time::Duration::from_millis(100));
         Progress {
             bar: Some(bar),
             plain: None,
+            bytes,
+        }
+    }
+
+    /// `n` more bytes were sent (moves a byte bar; nothing otherwise).
+    pub fn sent(&self, n: u64) {
+        if let (Some(bar), true) = (&self.bar, self.bytes) {
+            bar.inc(n);
         }
     }
 
@@ -49,7 +73,9 @@ impl Progress {
     pub fn tick(&self, host: &str) {
         if let Some(bar) = &self.bar {
             bar.set_message(host.to_string());
-            bar.inc(1);
+            if !self.bytes {
+                bar.inc(1);
+            }
         }
         if let Some(p) = &self.plain {
             let done = p.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;

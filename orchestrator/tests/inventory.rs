@@ -5,7 +5,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use orch::inventory::{Arch, HostKeyPolicy, Inventory, Problem, Role, SelectError};
+use orch::inventory::{
+    Arch, HostKeyPolicy, Inventory, Problem, Role, SelectError, Zookeeper, ZookeeperSource,
+};
 
 fn fixture(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -95,6 +97,13 @@ bad! {
     tab_before_item => (2, 2, "hosts", "tabs disallowed");
     hosts_is_a_map => (2, 3, "hosts", "expected a list");
     wrong_type_sudo => (5, 11, "hosts[0].sudo", "expected a single value, not a list or mapping");
+    zookeeper_two_sources => (7, 16, "zookeeper.install_dir", "tarball is also set (line 6); set one of tarball, version and install_dir");
+    zookeeper_port_clash => (6, 16, "zookeeper.client_port", "4888 is also quorum_port; the three ports must differ");
+    zookeeper_bad_version => (6, 12, "zookeeper.version", "`latest` is not a release number like 3.8.4");
+    zookeeper_install_dir_relative => (6, 16, "zookeeper.install_dir", "must be absolute or start with `~/`");
+    zookeeper_tick_time_zero => (6, 14, "zookeeper.tick_time", "0 is not 1..=60000");
+    zookeeper_unknown_key => (6, 3, "zookeeper.tarbal", "unknown field `tarbal`, expected one of tarball, version, install_dir,");
+    template_unknown => (6, 3, "templates.zoo.conf", "unknown field `zoo.conf`, expected one of zoo.cfg, myid, replica.yaml");
 }
 
 #[test]
@@ -276,6 +285,60 @@ fn defaults_apply_and_host_values_win() {
     let gamma = inv.host("gamma_3").unwrap();
     assert_eq!(gamma.ssh.destination, "2001:db8::3");
     assert_eq!(gamma.roles, [Role::Replica]);
+
+    let tarball = dir.join("dist/apache-zookeeper-3.8.4-bin.tar.gz");
+    assert_eq!(
+        inv.zookeeper,
+        Zookeeper {
+            source: Some(ZookeeperSource::Tarball(tarball)),
+            client_port: 2182,
+            quorum_port: 2888,
+            election_port: 3888,
+            tick_time_ms: 1000,
+            init_limit: 20,
+            sync_limit: 2,
+        }
+    );
+    let templates: Vec<(&str, PathBuf, usize)> = inv
+        .templates
+        .iter()
+        .map(|(name, t)| (name.as_str(), t.path.clone(), t.line))
+        .collect();
+    assert_eq!(
+        templates,
+        [
+            ("myid", home.join("myid.tera"), 56),
+            (
+                "replica.yaml",
+                PathBuf::from("/etc/orch/replica.yaml.tera"),
+                57
+            ),
+            ("zoo.cfg", dir.join("templates/my-zoo.cfg.tera"), 55),
+        ]
+    );
+}
+
+#[test]
+fn zookeeper_sources_are_one_of_three() {
+    let hosts = "hosts:\n  - {name: a, address: 10.0.0.1, experiment_ip: 10.0.1.1}\n";
+    let source = |section: &str| {
+        Inventory::parse(
+            &format!("{hosts}zookeeper:\n{section}"),
+            Path::new("i.yaml"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .zookeeper
+        .source
+    };
+    assert_eq!(
+        source("  version: 3.8.4\n"),
+        Some(ZookeeperSource::Version("3.8.4".into()))
+    );
+    assert_eq!(
+        source("  install_dir: ~/zk\n"),
+        Some(ZookeeperSource::InstallDir("~/zk".into()))
+    );
+    assert_eq!(source("  client_port: 2181\n"), None);
 }
 
 #[test]
@@ -295,6 +358,13 @@ fn unset_keys_take_the_documented_defaults() {
     assert_eq!(host.orch_dir, "~/.orch");
     assert!(host.interfaces.is_empty() && host.roles.is_empty());
     assert_eq!((host.zk_id, host.arch), (None, None));
+    assert_eq!(inv.zookeeper, Zookeeper::default());
+    assert_eq!(
+        (inv.zookeeper.client_port, inv.zookeeper.quorum_port),
+        (2181, 4888)
+    );
+    assert_eq!(inv.zookeeper.election_port, 5888);
+    assert!(inv.templates.is_empty());
 }
 
 #[test]

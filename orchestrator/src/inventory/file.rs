@@ -2,6 +2,7 @@
 //! [`Inventory`], and the mapping of YAML errors back to the field they concern.
 
 use std::collections::hash_map::{Entry, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -12,7 +13,10 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_saphyr::{DuplicateKeyPolicy, MessageFormatter, Spanned, UserMessageFormatter};
 
-use super::{Arch, Host, HostKeyPolicy, Inventory, InventoryError, Problem, Role, SshTarget};
+use super::{
+    Arch, Host, HostKeyPolicy, Inventory, InventoryError, Problem, Role, SshTarget,
+    TemplateOverride, Zookeeper, ZookeeperSource,
+};
 
 const DEFAULT_ORCH_DIR: &str = "~/.orch";
 const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 5;
@@ -24,6 +28,34 @@ const DEFAULT_SSH_PORT: u16 = 22;
 struct RawInventory {
     defaults: Option<RawSettings>,
     hosts: Spanned<Option<Vec<RawHost>>>,
+    zookeeper: Option<RawZookeeper>,
+    templates: Option<RawTemplates>,
+}
+
+/// The `zookeeper:` section.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZookeeper {
+    tarball: Option<Spanned<String>>,
+    version: Option<Spanned<String>>,
+    install_dir: Option<Spanned<String>>,
+    client_port: Option<Spanned<u16>>,
+    quorum_port: Option<Spanned<u16>>,
+    election_port: Option<Spanned<u16>>,
+    tick_time: Option<Spanned<u64>>,
+    init_limit: Option<Spanned<u64>>,
+    sync_limit: Option<Spanned<u64>>,
+}
+
+/// The `templates:` section: one optional file per template orch renders.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplates {
+    #[serde(rename = "zoo.cfg")]
+    zoo_cfg: Option<Spanned<String>>,
+    myid: Option<Spanned<String>>,
+    #[serde(rename = "replica.yaml")]
+    replica_yaml: Option<Spanned<String>>,
 }
 
 /// Keys allowed both in `defaults` and in a host; the host's value wins.
@@ -161,11 +193,15 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError
         problems: Vec::new(),
         seen: Seen::default(),
     };
+    let zookeeper = checker.zookeeper(raw.zookeeper.as_ref());
+    let templates = checker.templates(raw.templates.as_ref());
     let hosts = checker.hosts(raw);
     if checker.problems.is_empty() {
         Ok(Inventory {
             path: path.to_path_buf(),
             hosts,
+            zookeeper,
+            templates,
         })
     } else {
         checker.problems.sort_by_key(|p| (p.line, p.column));
@@ -296,6 +332,116 @@ impl Checker<'_> {
             control_dir: self.check(raw.control_dir.as_ref(), &field("control_dir"), local),
             arch: self.check(raw.arch.as_ref(), &field("arch"), |s| parse_arch(s)),
         }
+    }
+
+    fn zookeeper(&mut self, raw: Option<&RawZookeeper>) -> Zookeeper {
+        let defaults = Zookeeper::default();
+        let Some(raw) = raw else {
+            return defaults;
+        };
+        let field = |key: &str| format!("zookeeper.{key}");
+        let (dir, home) = (self.dir.clone(), self.home.clone());
+        let sources = [
+            ("tarball", &raw.tarball),
+            ("version", &raw.version),
+            ("install_dir", &raw.install_dir),
+        ];
+        let mut given = sources
+            .iter()
+            .filter_map(|(key, value)| value.as_ref().map(|v| (*key, v)));
+        let first = given.next();
+        for (key, at) in given {
+            let (first_key, first_at) = first.expect("a second source implies a first");
+            let message = format!(
+                "{first_key} is also set (line {}); set one of tarball, version and install_dir",
+                line_of(first_at)
+            );
+            self.report(at, &field(key), message);
+        }
+        let source = match first {
+            Some(("tarball", at)) => self
+                .check(Some(at), &field("tarball"), |s| {
+                    local_path(s, &dir, home.as_deref())
+                })
+                .map(ZookeeperSource::Tarball),
+            Some(("version", at)) => self
+                .check(Some(at), &field("version"), |s| {
+                    check_version(s).map(|()| s.clone())
+                })
+                .map(ZookeeperSource::Version),
+            Some((_, at)) => self
+                .check(Some(at), &field("install_dir"), |s| {
+                    check_orch_dir(s).map(|()| s.clone())
+                })
+                .map(ZookeeperSource::InstallDir),
+            None => None,
+        };
+        let port = |checker: &mut Self, value: &Option<Spanned<u16>>, key: &str, default: u16| {
+            checker
+                .check(value.as_ref(), &field(key), |&p| check_port(p))
+                .unwrap_or(default)
+        };
+        let client_port = port(self, &raw.client_port, "client_port", defaults.client_port);
+        let quorum_port = port(self, &raw.quorum_port, "quorum_port", defaults.quorum_port);
+        let election_port = port(
+            self,
+            &raw.election_port,
+            "election_port",
+            defaults.election_port,
+        );
+        let ports = [
+            ("client_port", client_port, &raw.client_port),
+            ("quorum_port", quorum_port, &raw.quorum_port),
+            ("election_port", election_port, &raw.election_port),
+        ];
+        for (i, (key, value, at)) in ports.iter().enumerate() {
+            let Some(at) = at else { continue };
+            // A clash of two given ports is reported once, at the later one.
+            let clash = ports.iter().enumerate().find(|(j, (_, v, other_at))| {
+                *j != i && v == value && (*j < i || other_at.is_none())
+            });
+            if let Some((_, (other, _, _))) = clash {
+                let message = format!("{value} is also {other}; the three ports must differ");
+                self.report(at, &field(key), message);
+            }
+        }
+        let mut count = |value: &Option<Spanned<u64>>, key: &str, max: u32, default: u32| {
+            self.check(value.as_ref(), &field(key), |&n| check_count(n, max))
+                .unwrap_or(default)
+        };
+        Zookeeper {
+            source,
+            client_port,
+            quorum_port,
+            election_port,
+            tick_time_ms: count(&raw.tick_time, "tick_time", 60_000, defaults.tick_time_ms),
+            init_limit: count(&raw.init_limit, "init_limit", 1000, defaults.init_limit),
+            sync_limit: count(&raw.sync_limit, "sync_limit", 1000, defaults.sync_limit),
+        }
+    }
+
+    fn templates(&mut self, raw: Option<&RawTemplates>) -> BTreeMap<String, TemplateOverride> {
+        let Some(raw) = raw else {
+            return BTreeMap::new();
+        };
+        let (dir, home) = (self.dir.clone(), self.home.clone());
+        let entries = [
+            ("zoo.cfg", &raw.zoo_cfg),
+            ("myid", &raw.myid),
+            ("replica.yaml", &raw.replica_yaml),
+        ];
+        let mut templates = BTreeMap::new();
+        for (name, value) in entries {
+            let field = format!("templates.{name}");
+            let path = self.check(value.as_ref(), &field, |s| {
+                local_path(s, &dir, home.as_deref())
+            });
+            if let (Some(path), Some(at)) = (path, value) {
+                let line = line_of(at);
+                templates.insert(name.to_string(), TemplateOverride { path, line });
+            }
+        }
+        templates
     }
 
     /// Validates one host; `None` if anything about it is wrong (and then reported).
@@ -645,6 +791,26 @@ fn check_connect_timeout(secs: u64) -> Result<Duration, String> {
     match secs {
         1..=300 => Ok(Duration::from_secs(secs)),
         _ => Err(format!("{secs} is not 1..=300 seconds")),
+    }
+}
+
+/// A ZooKeeper release such as `3.8.4`: it becomes part of a file name on the controller.
+fn check_version(s: &str) -> Result<(), String> {
+    let plain = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    if s.is_empty() || !plain || !s.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(format!(
+            "`{s}` is not a release number like 3.8.4 (digits, letters, '.' and '-')"
+        ));
+    }
+    Ok(())
+}
+
+fn check_count(n: u64, max: u32) -> Result<u32, String> {
+    match u32::try_from(n) {
+        Ok(n @ 1..) if n <= max => Ok(n),
+        _ => Err(format!("{n} is not 1..={max}")),
     }
 }
 
@@ -1043,6 +1209,13 @@ mod tests {
         assert_eq!(parse_host_key("accept-new"), Ok(HostKeyPolicy::AcceptNew));
         assert_eq!(parse_arch("aarch64"), Ok(Arch::Aarch64));
         assert!(parse_arch("arm64").is_err());
+        assert_eq!(check_count(1000, 1000), Ok(1000));
+        assert!(check_count(0, 10).is_err() && check_count(11, 10).is_err());
+        assert_eq!(check_version("3.8.4"), Ok(()));
+        assert_eq!(check_version("3.9.0-rc1"), Ok(()));
+        for bad in ["", "latest", "3.8/4", "3.8.4 ", "../3"] {
+            assert!(check_version(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

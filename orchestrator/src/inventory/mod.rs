@@ -8,6 +8,7 @@ pub(crate) use file::yaml_problem;
 
 pub use select::SelectError;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,63 @@ pub struct Inventory {
     pub path: PathBuf,
     /// Hosts in file order; names, SSH endpoints, experiment IPs and ZooKeeper ids are unique.
     pub hosts: Vec<Host>,
+    /// Where ZooKeeper comes from and how the ensemble is configured (`zookeeper:`).
+    pub zookeeper: Zookeeper,
+    /// Template files that replace orch's own, by the name of the file they render
+    /// (`templates:`, e.g. `zoo.cfg`); the paths are resolved like every local path.
+    pub templates: BTreeMap<String, TemplateOverride>,
+}
+
+/// The `zookeeper:` section: how `orch setup` installs ZooKeeper on hosts with the zookeeper
+/// role, and the settings every server's `zoo.cfg` shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zookeeper {
+    /// `None` when the inventory names no distribution (then `orch setup --zookeeper` must).
+    pub source: Option<ZookeeperSource>,
+    pub client_port: u16,
+    /// Port followers use to talk to the leader (`server.N=IP:quorum:election`).
+    pub quorum_port: u16,
+    /// Port of leader election.
+    pub election_port: u16,
+    pub tick_time_ms: u32,
+    /// Ticks a follower may take to connect and sync to the leader.
+    pub init_limit: u32,
+    /// Ticks a follower may lag behind the leader.
+    pub sync_limit: u32,
+}
+
+impl Default for Zookeeper {
+    /// The ports and timing of the original experiments' `zoo.cfg`.
+    fn default() -> Zookeeper {
+        Zookeeper {
+            source: None,
+            client_port: 2181,
+            quorum_port: 4888,
+            election_port: 5888,
+            tick_time_ms: 2000,
+            init_limit: 10,
+            sync_limit: 5,
+        }
+    }
+}
+
+/// Where the ZooKeeper distribution comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ZookeeperSource {
+    /// An Apache binary tarball on the controller, pushed to the hosts.
+    Tarball(PathBuf),
+    /// `apache-zookeeper-VERSION-bin.tar.gz` in orch's download directory on the controller.
+    Version(String),
+    /// An existing installation on every host (a remote path; `~/` allowed); nothing is pushed.
+    InstallDir(String),
+}
+
+/// A user's template that replaces a built-in one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateOverride {
+    pub path: PathBuf,
+    /// 1-based line of the entry in the inventory, for error messages.
+    pub line: usize,
 }
 
 /// One machine of the testbed.

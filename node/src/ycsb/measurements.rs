@@ -1,0 +1,310 @@
+//! Latency histograms and return codes per operation, kept as YCSB's `DBWrapper` and
+//! `OneMeasurementHdrHistogram` keep them (microseconds, 3 significant digits, failed
+//! operations under `<OP>-FAILED`), so the printed numbers mean the same as real YCSB's.
+//!
+//! Every client thread records into its own `Measurements`; the status line and the final
+//! report merge them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use hdrhistogram::Histogram;
+
+use super::db::Status;
+use super::properties::Properties;
+
+/// The measurement properties (`hdrhistogram.percentiles`, error naming).
+#[derive(Debug)]
+pub struct Settings {
+    /// Percentiles printed per operation, in the given order.
+    pub percentiles: Vec<f64>,
+    report_each_error: bool,
+    tracked_errors: Vec<String>,
+}
+
+impl Settings {
+    /// Reads the properties with YCSB's defaults; an unreadable percentile list is an error
+    /// (YCSB warns and falls back to the default).
+    pub fn new(p: &Properties) -> Result<Self> {
+        let list = p.string("hdrhistogram.percentiles", "50,95,99");
+        let mut percentiles = Vec::new();
+        for item in list.split(',') {
+            match item.trim().parse::<f64>() {
+                Ok(v) if (0.0..=100.0).contains(&v) => percentiles.push(v),
+                _ => bail!("hdrhistogram.percentiles={list}: `{item}` is not a percentile"),
+            }
+        }
+        Ok(Self {
+            percentiles,
+            report_each_error: p.flag("reportlatencyforeacherror", false),
+            tracked_errors: p
+                .get("latencytrackederrors")
+                .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// One measured name (`READ`, `UPDATE-FAILED`, `CLEANUP`, ...).
+#[derive(Clone)]
+pub struct Measurement {
+    pub name: String,
+    /// When it was first measured: YCSB's output order depends on it.
+    pub first: Instant,
+    /// Every latency of the run, in microseconds.
+    pub total: Histogram<u64>,
+    interval: Histogram<u64>,
+    /// `Return=` counts, in the order first seen.
+    pub returns: Vec<(Status, u64)>,
+}
+
+impl Measurement {
+    fn new(name: &str) -> Self {
+        let histogram = Histogram::new(3).expect("3 significant digits are valid");
+        Self {
+            name: name.to_string(),
+            first: Instant::now(),
+            total: histogram.clone(),
+            interval: histogram,
+            returns: Vec::new(),
+        }
+    }
+
+    fn merge(&mut self, other: &Measurement) {
+        self.first = self.first.min(other.first);
+        self.total
+            .add(&other.total)
+            .expect("auto-resizing histograms always add");
+        for &(status, n) in &other.returns {
+            self.count(status, n);
+        }
+    }
+
+    fn count(&mut self, status: Status, n: u64) {
+        match self.returns.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, c)) => *c += n,
+            None => self.returns.push((status, n)),
+        }
+    }
+}
+
+/// The measurements of one client thread.
+pub struct Measurements {
+    settings: Arc<Settings>,
+    by_name: Vec<Measurement>,
+}
+
+impl Measurements {
+    /// Empty measurements sharing the run's settings.
+    pub fn new(settings: Arc<Settings>) -> Self {
+        Self {
+            settings,
+            by_name: Vec::new(),
+        }
+    }
+
+    /// Records one database call as `DBWrapper` does: the latency under `op`, or under
+    /// `op-FAILED` (`op-<STATUS>` for tracked errors) when it failed, and the status under `op`.
+    pub fn record(&mut self, op: &str, status: Status, latency: Duration) {
+        if status == Status::Ok {
+            self.measure(op, latency);
+        } else {
+            let s = &self.settings;
+            let suffix =
+                if s.report_each_error || s.tracked_errors.iter().any(|e| e == status.name()) {
+                    status.name()
+                } else {
+                    "FAILED"
+                };
+            self.measure(&format!("{op}-{suffix}"), latency);
+        }
+        self.entry(op).count(status, 1);
+    }
+
+    /// Records a latency with no status (`CLEANUP`, `READ-MODIFY-WRITE`).
+    pub fn measure(&mut self, name: &str, latency: Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let m = self.entry(name);
+        m.total
+            .record(us)
+            .expect("auto-resizing histograms take any u64");
+        m.interval
+            .record(us)
+            .expect("auto-resizing histograms take any u64");
+    }
+
+    /// The latencies since the last call, by name, for a status line.
+    pub fn take_interval(&mut self) -> Vec<(String, Instant, Histogram<u64>)> {
+        self.by_name
+            .iter_mut()
+            .map(|m| {
+                let h = m.interval.clone();
+                m.interval.reset();
+                (m.name.clone(), m.first, h)
+            })
+            .collect()
+    }
+
+    fn entry(&mut self, name: &str) -> &mut Measurement {
+        match self.by_name.iter().position(|m| m.name == name) {
+            Some(i) => &mut self.by_name[i],
+            None => {
+                self.by_name.push(Measurement::new(name));
+                self.by_name.last_mut().expect("just pushed")
+            }
+        }
+    }
+}
+
+/// All threads' measurements merged per name, in the order real YCSB prints them.
+pub fn merge<'a>(threads: impl IntoIterator<Item = &'a Measurements>) -> Vec<Measurement> {
+    let mut merged: Vec<Measurement> = Vec::new();
+    for t in threads {
+        for m in &t.by_name {
+            match merged.iter_mut().find(|x| x.name == m.name) {
+                Some(x) => x.merge(m),
+                None => merged.push(m.clone()),
+            }
+        }
+    }
+    in_ycsb_order(&mut merged, |m| (m.name.as_str(), m.first));
+    merged
+}
+
+/// Interval histograms of all threads merged per name, in YCSB's order.
+pub fn merge_intervals(
+    parts: impl IntoIterator<Item = (String, Instant, Histogram<u64>)>,
+) -> Vec<(String, Histogram<u64>)> {
+    let mut merged: HashMap<String, (Instant, Histogram<u64>)> = HashMap::new();
+    for (name, first, h) in parts {
+        match merged.get_mut(&name) {
+            Some((f, x)) => {
+                *f = (*f).min(first);
+                x.add(&h).expect("auto-resizing histograms always add");
+            }
+            None => {
+                merged.insert(name, (first, h));
+            }
+        }
+    }
+    let mut list: Vec<(String, Instant, Histogram<u64>)> =
+        merged.into_iter().map(|(n, (f, h))| (n, f, h)).collect();
+    in_ycsb_order(&mut list, |(n, f, _)| (n.as_str(), *f));
+    list.into_iter().map(|(n, _, h)| (n, h)).collect()
+}
+
+/// Sorts as YCSB's `ConcurrentHashMap<String, OneMeasurement>` iterates: by hash bin (Java's
+/// `String.hashCode`, spread, 16 bins), then in insertion order. That is why real YCSB prints
+/// `[READ]`, `[CLEANUP]`, `[UPDATE]` in that order.
+fn in_ycsb_order<T>(items: &mut [T], key: impl Fn(&T) -> (&str, Instant)) {
+    items.sort_by_key(|item| {
+        let (name, first) = key(item);
+        (java_map_bin(name), first)
+    });
+}
+
+fn java_map_bin(name: &str) -> u32 {
+    let h = name
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c))) as u32;
+    ((h ^ (h >> 16)) & 0x7fff_ffff) & 15
+}
+
+/// The mean as Java's HdrHistogram computes it (sum of bucket medians, then one division), so
+/// `AverageLatency(us)` matches YCSB to the last digit for the same samples.
+pub fn mean(h: &Histogram<u64>) -> f64 {
+    if h.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = h
+        .iter_recorded()
+        .map(|v| h.median_equivalent(v.value_iterated_to()) as f64 * v.count_at_value() as f64)
+        .sum();
+    sum / h.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Arc<Settings> {
+        let mut p = Properties::default();
+        for (k, v) in pairs {
+            p.set(k, v);
+        }
+        Arc::new(Settings::new(&p).unwrap())
+    }
+
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
+
+    #[test]
+    fn failures_are_measured_apart_but_counted_under_the_operation() {
+        let mut m = Measurements::new(settings(&[]));
+        m.record("UPDATE", Status::Ok, us(100));
+        m.record("UPDATE", Status::Error, us(5000));
+        m.record("READ", Status::NotFound, us(10));
+        let all = merge([&m]);
+        let names: Vec<&str> = all.iter().map(|m| m.name.as_str()).collect();
+        // Java's hash bins: UPDATE-FAILED and READ share bin 0, UPDATE and READ-FAILED bin 10.
+        assert_eq!(names, ["UPDATE-FAILED", "READ", "UPDATE", "READ-FAILED"]);
+        let update = &all[2];
+        assert_eq!(update.total.len(), 1);
+        assert_eq!(update.returns, [(Status::Ok, 1), (Status::Error, 1)]);
+        assert_eq!(all[0].total.max(), 5003);
+        assert!(all[0].returns.is_empty());
+    }
+
+    #[test]
+    fn tracked_errors_get_their_own_name() {
+        let mut m = Measurements::new(settings(&[("latencytrackederrors", "NOT_FOUND")]));
+        m.record("READ", Status::NotFound, us(10));
+        m.record("READ", Status::Error, us(10));
+        let names: Vec<String> = merge([&m]).into_iter().map(|m| m.name).collect();
+        assert!(names.contains(&"READ-NOT_FOUND".to_string()), "{names:?}");
+        assert!(names.contains(&"READ-FAILED".to_string()), "{names:?}");
+    }
+
+    #[test]
+    fn threads_merge_and_order_like_ycsb() {
+        let s = settings(&[]);
+        let mut a = Measurements::new(s.clone());
+        let mut b = Measurements::new(s);
+        a.record("UPDATE", Status::Ok, us(1000));
+        a.measure("CLEANUP", us(50));
+        b.record("READ", Status::Ok, us(200));
+        b.record("UPDATE", Status::Ok, us(3000));
+        let all = merge([&a, &b]);
+        let names: Vec<&str> = all.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["READ", "CLEANUP", "UPDATE"]);
+        assert_eq!(all[2].total.len(), 2);
+        assert_eq!(all[2].returns, [(Status::Ok, 2)]);
+        assert_eq!(mean(&all[2].total), 2000.5);
+    }
+
+    #[test]
+    fn intervals_reset_after_each_status_line() {
+        let mut m = Measurements::new(settings(&[]));
+        m.record("READ", Status::Ok, us(7));
+        let first = merge_intervals(m.take_interval());
+        assert_eq!(first[0].1.len(), 1);
+        let second = merge_intervals(m.take_interval());
+        assert_eq!(second[0].1.len(), 0);
+        assert_eq!(merge([&m])[0].total.len(), 1);
+    }
+
+    #[test]
+    fn percentile_list() {
+        assert_eq!(settings(&[]).percentiles, [50.0, 95.0, 99.0]);
+        assert_eq!(
+            settings(&[("hdrhistogram.percentiles", "10,99.9")]).percentiles,
+            [10.0, 99.9]
+        );
+        let mut p = Properties::default();
+        p.set("hdrhistogram.percentiles", "90,p99");
+        assert!(Settings::new(&p).unwrap_err().to_string().contains("`p99`"));
+    }
+}

@@ -1,0 +1,289 @@
+//! YCSB's text output, character for character, so scripts written for real YCSB (and the
+//! `ycsb-report` parser) read ours: `TextMeasurementsExporter` for the results and
+//! `StatusThread` for the `-s` lines.
+
+use std::fmt::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+
+use super::measurements::{mean, Measurement};
+
+/// The results block: `[OVERALL]` runtime and throughput, then every measurement with its
+/// statistics, the chosen percentiles and its `Return=` counts. There is no JVM, so no GC lines.
+pub fn results(
+    runtime_ms: u64,
+    operations: u64,
+    measurements: &[Measurement],
+    percentiles: &[f64],
+) -> String {
+    let mut out = String::new();
+    let mut line = |section: &str, metric: &str, value: String| {
+        writeln!(out, "[{section}], {metric}, {value}").expect("writing to a String");
+    };
+    line("OVERALL", "RunTime(ms)", runtime_ms.to_string());
+    let throughput = 1000.0 * operations as f64 / runtime_ms as f64;
+    line("OVERALL", "Throughput(ops/sec)", java_double(throughput));
+    for m in measurements {
+        let h = &m.total;
+        line(&m.name, "Operations", h.len().to_string());
+        line(&m.name, "AverageLatency(us)", java_double(mean(h)));
+        line(&m.name, "MinLatency(us)", h.min().to_string());
+        line(&m.name, "MaxLatency(us)", h.max().to_string());
+        for &p in percentiles {
+            let metric = format!("{}PercentileLatency(us)", ordinal(p));
+            line(&m.name, &metric, h.value_at_percentile(p).to_string());
+        }
+        for (status, n) in &m.returns {
+            line(&m.name, &format!("Return={}", status.name()), n.to_string());
+        }
+    }
+    out
+}
+
+/// What one status line reports.
+pub struct Status<'a> {
+    pub label: &'a str,
+    pub now: SystemTime,
+    pub elapsed_ms: u64,
+    pub total_ops: u64,
+    pub todo_ops: u64,
+    pub interval_ops: u64,
+    pub interval_ms: u64,
+    pub intervals: &'a [(String, Histogram<u64>)],
+}
+
+/// A `-s` line as YCSB's `StatusThread` prints it (timestamps in UTC).
+pub fn status_line(s: &Status) -> String {
+    let mut msg = format!(
+        "{}{} {} sec: {} operations; ",
+        s.label,
+        timestamp(s.now),
+        s.elapsed_ms / 1000,
+        s.total_ops
+    );
+    if s.total_ops != 0 {
+        let current = 1000.0 * s.interval_ops as f64 / s.interval_ms as f64;
+        write!(msg, "{} current ops/sec; ", two_decimals(current)).expect("writing to a String");
+    }
+    if s.todo_ops != 0 {
+        let throughput = 1000.0 * s.total_ops as f64 / s.elapsed_ms as f64;
+        // Java's (long) cast: NaN -> 0, infinity -> Long.MAX_VALUE, as Rust's `as`.
+        let remaining = (s.todo_ops as f64 / throughput).ceil() as i64;
+        write!(msg, "est completion in {}", remaining_time(remaining))
+            .expect("writing to a String");
+    }
+    for (name, h) in s.intervals {
+        write!(
+            msg,
+            "[{name}: Count={}, Max={}, Min={}, Avg={}, 50={}, 90={}, 99={}, 99.9={}, 99.99={}] ",
+            h.len(),
+            h.max(),
+            h.min(),
+            two_decimals(mean(h)),
+            h.value_at_percentile(50.0),
+            h.value_at_percentile(90.0),
+            h.value_at_percentile(99.0),
+            h.value_at_percentile(99.9),
+            h.value_at_percentile(99.99),
+        )
+        .expect("writing to a String");
+    }
+    msg
+}
+
+/// Java's `Double.toString`: at least one decimal, scientific notation (`1.0E7`) outside
+/// [10^-3, 10^7).
+pub fn java_double(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0.0" } else { "0.0" }.into();
+    }
+    if (1e-3..1e7).contains(&v.abs()) {
+        let s = v.to_string();
+        if s.contains('.') {
+            s
+        } else {
+            s + ".0"
+        }
+    } else {
+        let s = format!("{v:e}");
+        let (mantissa, exponent) = s.split_once('e').expect("{:e} has an exponent");
+        if mantissa.contains('.') {
+            format!("{mantissa}E{exponent}")
+        } else {
+            format!("{mantissa}.0E{exponent}")
+        }
+    }
+}
+
+/// YCSB's percentile label: `95th`, `1st`, `2nd`, `3rd`, `11th`; fractions as Java prints
+/// them (`99.9`).
+fn ordinal(p: f64) -> String {
+    if p.fract() != 0.0 {
+        return java_double(p);
+    }
+    let n = p as i64;
+    let suffix = match (n % 100, n % 10) {
+        (11..=13, _) => "th",
+        (_, 1) => "st",
+        (_, 2) => "nd",
+        (_, 3) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+/// Java's `DecimalFormat("#.##")`: at most two decimals, no trailing zeros.
+fn two_decimals(v: f64) -> String {
+    let s = format!("{v:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.into()
+    }
+}
+
+/// YCSB's `RemainingFormatter`, including its `1 second`/`N seconds` quirk.
+fn remaining_time(seconds: i64) -> String {
+    let mut out = String::new();
+    let days = seconds / 86_400;
+    let mut rest = seconds - days * 86_400;
+    if days > 0 {
+        write!(out, "{days} {}", if days == 1 { "day " } else { "days " }).expect("String");
+    }
+    let hours = rest / 3600;
+    rest -= hours * 3600;
+    if hours > 0 {
+        write!(
+            out,
+            "{hours} {}",
+            if hours == 1 { "hour " } else { "hours " }
+        )
+        .expect("String");
+    }
+    if days < 1 {
+        let minutes = rest / 60;
+        if minutes > 0 {
+            write!(
+                out,
+                "{minutes} {}",
+                if minutes == 1 { "minute " } else { "minutes " }
+            )
+            .expect("String");
+        }
+    }
+    if out.is_empty() {
+        let digits = seconds.to_string();
+        let unit = if digits.len() == 1 {
+            "second "
+        } else {
+            "seconds "
+        };
+        write!(out, "{digits} {unit}").expect("String");
+    }
+    out
+}
+
+/// `yyyy-MM-dd HH:mm:ss:SSS` in UTC.
+fn timestamp(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs() as i64;
+    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}:{:03}",
+        day_secs / 3600,
+        day_secs / 60 % 60,
+        day_secs % 60,
+        since.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn doubles_print_as_java_prints_them() {
+        // Expected strings from Double.toString on Java 17.
+        assert_eq!(java_double(10721.777777777777), "10721.777777777777");
+        assert_eq!(java_double(2182.0), "2182.0");
+        assert_eq!(java_double(1.0e7), "1.0E7");
+        assert_eq!(java_double(123456789.5), "1.234567895E8");
+        assert_eq!(java_double(0.0001234), "1.234E-4");
+        assert_eq!(java_double(0.001), "0.001");
+        assert_eq!(java_double(0.0), "0.0");
+        assert_eq!(java_double(f64::INFINITY), "Infinity");
+    }
+
+    #[test]
+    fn percentile_labels() {
+        let labels: Vec<String> = [
+            1.0, 2.0, 3.0, 10.0, 11.0, 12.0, 13.0, 21.0, 50.0, 99.0, 99.9, 99.99,
+        ]
+        .into_iter()
+        .map(ordinal)
+        .collect();
+        assert_eq!(
+            labels,
+            [
+                "1st", "2nd", "3rd", "10th", "11th", "12th", "13th", "21st", "50th", "99th",
+                "99.9", "99.99"
+            ]
+        );
+    }
+
+    #[test]
+    fn status_helpers() {
+        assert_eq!(two_decimals(99.5), "99.5");
+        assert_eq!(two_decimals(78.125_1), "78.13");
+        assert_eq!(two_decimals(100.0), "100");
+        assert_eq!(remaining_time(0), "0 second ");
+        assert_eq!(remaining_time(42), "42 seconds ");
+        assert_eq!(remaining_time(3 * 3600 + 120), "3 hours 2 minutes ");
+        assert_eq!(remaining_time(86_400 + 60), "1 day ");
+        let t = UNIX_EPOCH + Duration::from_millis(1_710_432_131_482);
+        assert_eq!(timestamp(t), "2024-03-14 16:02:11:482");
+    }
+
+    #[test]
+    fn status_line_shape() {
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        h.record(1000).unwrap();
+        let intervals = [("READ".to_string(), h)];
+        let line = status_line(&Status {
+            label: "",
+            now: UNIX_EPOCH + Duration::from_millis(1_710_432_131_482),
+            elapsed_ms: 10_010,
+            total_ops: 995,
+            todo_ops: 5,
+            interval_ops: 995,
+            interval_ms: 10_000,
+            intervals: &intervals,
+        });
+        assert_eq!(
+            line,
+            "2024-03-14 16:02:11:482 10 sec: 995 operations; 99.5 current ops/sec; \
+             est completion in 1 second [READ: Count=1, Max=1000, Min=1000, Avg=1000, 50=1000, \
+             90=1000, 99=1000, 99.9=1000, 99.99=1000] "
+        );
+    }
+}

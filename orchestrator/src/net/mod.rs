@@ -1,0 +1,430 @@
+//! Network delays on the hosts: what a scenario's `delays:` section asks for ([`DelaySpec`]),
+//! applied per host with the kernel's netem where `orch check` found it and with the
+//! `orch-node delay` user-space emulator elsewhere, verified by reading the result back, and
+//! always removed again. See docs/delay.md.
+
+mod emulator;
+mod netem;
+mod spec;
+
+pub use spec::{DelaySpec, Delays, Distribution, Egress, InterfaceDelay, Link, PairDelay};
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::{bail, Result};
+
+use crate::facts::Facts;
+use crate::inventory::Host;
+use crate::output::Progress;
+use crate::remote::{self, Cmd, Conn, RemoteError};
+
+/// Overrides where `orch-node` is on the hosts (default `<orch_dir>/bin/orch-node`, where
+/// `orch setup` installs it); the lab tests point it at the binary they built, which the lab
+/// hosts see through the shared filesystem.
+pub const NODE_BIN_ENV: &str = "ORCH_NODE_BIN";
+
+/// Delays in force on the hosts, and what is needed to take them away again.
+#[derive(Debug)]
+pub struct AppliedDelays {
+    hosts: Vec<Applied>,
+    parallel: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Applied {
+    host: Host,
+    rules: Vec<Egress>,
+    method: Method,
+}
+
+/// How a host's delays were made.
+#[derive(Debug, Clone)]
+enum Method {
+    /// HTB + netem on these interfaces; each had a kernel default root qdisc of this kind
+    /// (`None`: orch's own leftover from an interrupted run was found instead).
+    Netem {
+        interfaces: Vec<(String, Option<String>)>,
+    },
+    /// `orch-node delay` running as this pid (with this start time).
+    Emulator {
+        binary: String,
+        paths_root: String,
+        pid: u32,
+        start_time: u64,
+    },
+}
+
+/// Applies `delays` to the hosts that have any: netem where `facts` says the kernel has it
+/// (`yes` or `module`), the emulator elsewhere. Every host is verified by reading back what
+/// the kernel holds. If any host fails, the delays already in place on the others are removed
+/// again before the error (naming every failed host) is returned.
+pub async fn apply(
+    hosts: &[&Host],
+    delays: &Delays,
+    facts: &[(String, Facts)],
+    parallel: usize,
+) -> Result<AppliedDelays> {
+    let mut plan: Vec<(&Host, &[Egress], bool)> = Vec::new();
+    for (name, rules) in &delays.hosts {
+        let Some(host) = hosts.iter().find(|h| &h.name == name) else {
+            bail!("{name}: has delays but is not among the hosts of this run");
+        };
+        let Some((_, f)) = facts.iter().find(|(n, _)| n == name) else {
+            bail!("{name}: no facts about this host (it did not answer `orch check`)");
+        };
+        if !f.privileged() {
+            bail!(
+                "{name}: delays need root or passwordless sudo (sudo: {})",
+                f.sudo
+            );
+        }
+        plan.push((host, rules, f.netem == "yes" || f.netem == "module"));
+    }
+    let targets: Vec<&Host> = plan.iter().map(|(h, _, _)| *h).collect();
+    let progress = Progress::new("delays", targets.len());
+    let plan = &plan;
+    let results = remote::each(&targets, parallel, &progress, |conn| async move {
+        let (host, rules, netem) = plan
+            .iter()
+            .find(|(h, _, _)| h.name == conn.host())
+            .expect("every target is planned");
+        let method = if *netem {
+            apply_netem(&conn, rules).await?
+        } else {
+            apply_emulator(&conn, host, rules).await?
+        };
+        Ok(Applied {
+            host: (*host).clone(),
+            rules: rules.to_vec(),
+            method,
+        })
+    })
+    .await;
+    progress.finish();
+    let mut applied = AppliedDelays {
+        hosts: Vec::new(),
+        parallel,
+    };
+    let mut failed = Vec::new();
+    for r in results {
+        match r.result {
+            Ok(a) => applied.hosts.push(a),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    if failed.is_empty() {
+        return Ok(applied);
+    }
+    if let Err(e) = remove(applied).await {
+        failed.push(format!("removing the delays of the other hosts: {e}"));
+    }
+    bail!("applying delays failed:\n{}", failed.join("\n"))
+}
+
+/// Removes every delay `applied` made and checks that it is gone: the emulator stopped and its
+/// table absent, or the interface's previous default root qdisc back. Tries every host even
+/// if some fail; the error names each one that did.
+pub async fn remove(applied: AppliedDelays) -> Result<()> {
+    let hosts: Vec<&Host> = applied.hosts.iter().map(|a| &a.host).collect();
+    let progress = Progress::new("remove delays", hosts.len());
+    let list = &applied.hosts;
+    let results = remote::each(&hosts, applied.parallel, &progress, |conn| async move {
+        let a = list
+            .iter()
+            .find(|a| a.host.name == conn.host())
+            .expect("every host was applied");
+        match &a.method {
+            Method::Netem { interfaces } => remove_netem(&conn, interfaces).await,
+            Method::Emulator {
+                binary,
+                paths_root,
+                pid,
+                start_time,
+            } => remove_emulator(&conn, binary, paths_root, *pid, *start_time).await,
+        }
+    })
+    .await;
+    progress.finish();
+    let failed: Vec<String> = results
+        .into_iter()
+        .filter_map(|r| r.result.err().map(|e| e.to_string()))
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        bail!("removing delays failed:\n{}", failed.join("\n"))
+    }
+}
+
+impl AppliedDelays {
+    /// The delays in use and the method per host, for `orch run`'s output and the run record.
+    pub fn report(&self) -> String {
+        let mut out = String::from("delays (one-way, on each host's egress):\n");
+        for a in &self.hosts {
+            let method = match &a.method {
+                Method::Netem { interfaces } => {
+                    let names: Vec<&str> = interfaces.iter().map(|(i, _)| i.as_str()).collect();
+                    format!("tc netem on {}", names.join(", "))
+                }
+                Method::Emulator { pid, .. } => format!("orch-node delay emulator, pid {pid}"),
+            };
+            let _ = writeln!(out, "  {}: {method}", a.host.name);
+            for r in &a.rules {
+                let via = r
+                    .interface
+                    .as_ref()
+                    .map(|i| format!(" via {i}"))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "    -> {} ({}){via}: {}", r.to, r.dst, r.link);
+            }
+        }
+        out
+    }
+}
+
+fn failure(conn: &Conn, command: &str, reason: impl Into<String>) -> RemoteError {
+    RemoteError::Command {
+        host: conn.host().to_string(),
+        command: command.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Runs `cmd`; a non-zero exit is an error carrying its stderr.
+async fn checked(conn: &Conn, cmd: &Cmd, what: &str) -> Result<String, RemoteError> {
+    let out = conn.run(cmd).await?;
+    if !out.status.success() {
+        return Err(failure(conn, what, out.stderr.trim()));
+    }
+    Ok(out.stdout)
+}
+
+async fn apply_netem(conn: &Conn, rules: &[Egress]) -> Result<Method, RemoteError> {
+    let by_iface = interfaces_of(conn, rules).await?;
+    let mut done: Vec<(String, Option<String>)> = Vec::new();
+    for (iface, rules) in &by_iface {
+        match install_netem(conn, iface, rules).await {
+            Ok(previous) => done.push((iface.clone(), previous)),
+            Err(e) => {
+                let _ = remove_netem(conn, &done).await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(Method::Netem { interfaces: done })
+}
+
+/// Groups the rules by the interface their packets leave through: the one the spec names, or
+/// the one the host's routing table picks for the destination (`ip route get`).
+async fn interfaces_of<'a>(
+    conn: &Conn,
+    rules: &'a [Egress],
+) -> Result<BTreeMap<String, Vec<&'a Egress>>, RemoteError> {
+    let mut out: BTreeMap<String, Vec<&Egress>> = BTreeMap::new();
+    for r in rules {
+        let iface = match &r.interface {
+            Some(i) => i.clone(),
+            None => {
+                let cmd = Cmd::new(&["ip", "-o", "route", "get", &r.dst.to_string()]);
+                let text = checked(conn, &cmd, &format!("ip route get {}", r.dst)).await?;
+                let dev = text
+                    .split_whitespace()
+                    .skip_while(|w| *w != "dev")
+                    .nth(1)
+                    .map(String::from);
+                dev.ok_or_else(|| {
+                    failure(
+                        conn,
+                        "ip route get",
+                        format!("no route to {} ({})", r.to, r.dst),
+                    )
+                })?
+            }
+        };
+        out.entry(iface).or_default().push(r);
+    }
+    Ok(out)
+}
+
+/// Installs and verifies the rules of one interface; returns the kind of the default root it
+/// replaced.
+async fn install_netem(
+    conn: &Conn,
+    iface: &str,
+    rules: &[&Egress],
+) -> Result<Option<String>, RemoteError> {
+    let show = |what: &str| Cmd::new(&["tc", "-j", what, "show", "dev", iface]);
+    let text = checked(
+        conn,
+        &show("qdisc"),
+        &format!("tc -j qdisc show dev {iface}"),
+    )
+    .await?;
+    let root = netem::root_qdisc(&text).map_err(|e| failure(conn, "tc qdisc show", e))?;
+    if !root.is_default() && !root.is_ours() {
+        return Err(failure(
+            conn,
+            "tc",
+            format!(
+                "{iface} already has root qdisc {} {} that orch did not make; remove it first (`tc qdisc del dev {iface} root`)",
+                root.kind, root.handle
+            ),
+        ));
+    }
+    let previous = root.is_default().then(|| root.kind.clone());
+    let script: Vec<String> = netem::install(iface, rules)
+        .iter()
+        .map(|argv| remote::quote::join(argv))
+        .collect();
+    let script = format!("set -e\n{}", script.join("\n"));
+    let installed = checked(conn, &Cmd::script(&script).privileged(), "tc netem setup").await;
+    let verified = match installed {
+        Ok(_) => {
+            let q = checked(conn, &show("qdisc"), "tc -j qdisc show").await?;
+            let c = checked(conn, &show("class"), "tc -j class show").await?;
+            let f = checked(conn, &show("filter"), "tc -j filter show").await?;
+            netem::verify(rules, &q, &c, &f).map_err(|wrong| {
+                failure(
+                    conn,
+                    "tc read-back",
+                    format!("{iface}: {}", wrong.join("; ")),
+                )
+            })
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = verified {
+        let _ = conn
+            .run(&Cmd::new(&netem::restore(iface)).privileged())
+            .await;
+        return Err(e);
+    }
+    Ok(previous)
+}
+
+async fn remove_netem(
+    conn: &Conn,
+    interfaces: &[(String, Option<String>)],
+) -> Result<(), RemoteError> {
+    let mut wrong = Vec::new();
+    for (iface, previous) in interfaces {
+        let cmd = Cmd::new(&netem::restore(iface)).privileged();
+        if let Err(e) = checked(conn, &cmd, &format!("tc qdisc del dev {iface} root")).await {
+            wrong.push(e.to_string());
+            continue;
+        }
+        let show = Cmd::new(&["tc", "-j", "qdisc", "show", "dev", iface]);
+        let root = checked(conn, &show, "tc -j qdisc show")
+            .await
+            .map(|t| netem::root_qdisc(&t));
+        match (root, previous) {
+            (Ok(Ok(root)), Some(kind)) if !root.is_default() || &root.kind != kind => {
+                wrong.push(format!(
+                    "{iface}: root qdisc is {} {} after teardown, was {kind}",
+                    root.kind, root.handle
+                ))
+            }
+            (Ok(Err(e)), _) => wrong.push(format!("{iface}: {e}")),
+            (Err(e), _) => wrong.push(e.to_string()),
+            _ => {}
+        }
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(failure(conn, "netem teardown", wrong.join("; ")))
+    }
+}
+
+/// `~/` paths of the inventory become absolute: a privileged command runs with root's `$HOME`.
+async fn absolute(conn: &Conn, path: &str) -> Result<String, RemoteError> {
+    match path.strip_prefix("~/") {
+        None => Ok(path.to_string()),
+        Some(rest) => {
+            let home = checked(conn, &Cmd::script("printf '%s' \"$HOME\""), "echo $HOME").await?;
+            Ok(format!("{}/{rest}", home.trim().trim_end_matches('/')))
+        }
+    }
+}
+
+async fn apply_emulator(conn: &Conn, host: &Host, rules: &[Egress]) -> Result<Method, RemoteError> {
+    let root = absolute(conn, &host.orch_dir).await?;
+    let binary = match std::env::var(NODE_BIN_ENV) {
+        Ok(b) if !b.is_empty() => b,
+        _ => format!("{}/bin/orch-node", root.trim_end_matches('/')),
+    };
+    let paths = emulator::Paths::new(&root);
+    let refs: Vec<&Egress> = rules.iter().collect();
+    let file = emulator::rule_file(&refs);
+    conn.upload(file.as_bytes(), file.len() as u64, &paths.rules, 0o644)
+        .await?;
+    let (pid, start_time) = start_emulator(conn, &binary, &paths).await?;
+    let show = Cmd::new(&emulator::show_command(&binary, &paths)).privileged();
+    let verified = match checked(conn, &show, "orch-node delay --show").await {
+        Ok(text) => emulator::verify(&refs, &text)
+            .map_err(|wrong| failure(conn, "orch-node delay --show", wrong.join("; "))),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = verified {
+        let _ = remove_emulator(conn, &binary, &root, pid, start_time).await;
+        return Err(e);
+    }
+    Ok(Method::Emulator {
+        binary,
+        paths_root: root,
+        pid,
+        start_time,
+    })
+}
+
+/// Starts the emulator in the background and returns its pid and start time. Kept in one
+/// place: a process supervisor (`orch-node proc`) is to replace the shell job later.
+async fn start_emulator(
+    conn: &Conn,
+    binary: &str,
+    paths: &emulator::Paths,
+) -> Result<(u32, u64), RemoteError> {
+    let script = emulator::start_script(binary, paths);
+    let out = checked(
+        conn,
+        &Cmd::script(&script).privileged(),
+        "start orch-node delay",
+    )
+    .await?;
+    emulator::parse_started(&out).ok_or_else(|| {
+        failure(
+            conn,
+            "start orch-node delay",
+            format!("expected `PID STARTTIME`, got {out:?}"),
+        )
+    })
+}
+
+async fn remove_emulator(
+    conn: &Conn,
+    binary: &str,
+    root: &str,
+    pid: u32,
+    start_time: u64,
+) -> Result<(), RemoteError> {
+    let paths = emulator::Paths::new(root);
+    let stop = Cmd::script(&emulator::stop_script(pid, start_time, &paths)).privileged();
+    let stats = checked(conn, &stop, "stop orch-node delay").await?;
+    if !stats.trim().is_empty() {
+        tracing::info!(host = conn.host(), stats = stats.trim(), "emulator stopped");
+    }
+    let show = Cmd::new(&emulator::show_command(binary, &paths)).privileged();
+    let text = checked(conn, &show, "orch-node delay --show").await?;
+    if !emulator::is_gone(&text) {
+        return Err(failure(
+            conn,
+            "orch-node delay --show",
+            format!(
+                "table {} is still installed after the emulator stopped: {text}",
+                emulator::TABLE
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,483 @@
+//! The `delays:` section of a scenario: per-interface delays (the seed's
+//! `tc qdisc add dev IFACE root netem delay 6ms 3ms distribution pareto`) and a matrix of
+//! one-way delays between pairs of hosts, validated against the inventory into the egress
+//! rules of every host.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_saphyr::{Location, Spanned};
+
+use crate::inventory::{Host, Problem};
+
+/// Largest delay or jitter accepted, ms (a minute: anything longer is a typo).
+const MAX_MS: f64 = 60_000.0;
+
+/// The `delays:` section as written.
+///
+/// ```yaml
+/// delays:
+///   interfaces:            # everything host2 sends to the other hosts through eth1
+///     - {host: host2, interface: eth1, delay_ms: 6, jitter_ms: 3, distribution: pareto}
+///   pairs:                 # one-way delays; `both_ways` adds the reverse direction
+///     - {from: host1, to: host2, delay_ms: 5, both_ways: true}
+///     - {from: host1, to: host3, delay_ms: 20, jitter_ms: 2, distribution: normal, loss_pct: 0.1}
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelaySpec {
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceDelay>,
+    #[serde(default)]
+    pub pairs: Vec<PairDelay>,
+}
+
+/// A delay on everything `host` sends to the other hosts' experiment IPs (through `interface`
+/// if given, else through any interface).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceDelay {
+    pub host: Spanned<String>,
+    pub interface: Option<Spanned<String>>,
+    pub delay_ms: Spanned<f64>,
+    pub jitter_ms: Option<Spanned<f64>>,
+    pub distribution: Option<Spanned<String>>,
+    pub loss_pct: Option<Spanned<f64>>,
+}
+
+/// A one-way delay from `from` to `to` (applied on `from`'s egress); it replaces any interface
+/// delay of `from` towards `to`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairDelay {
+    pub from: Spanned<String>,
+    pub to: Spanned<String>,
+    #[serde(default)]
+    pub both_ways: bool,
+    pub delay_ms: Spanned<f64>,
+    pub jitter_ms: Option<Spanned<f64>>,
+    pub distribution: Option<Spanned<String>>,
+    pub loss_pct: Option<Spanned<f64>>,
+}
+
+/// Shape of the jitter, with netem's names and definitions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Distribution {
+    #[default]
+    Uniform,
+    Normal,
+    Pareto,
+    Paretonormal,
+}
+
+impl Distribution {
+    const ALL: [Distribution; 4] = [
+        Distribution::Uniform,
+        Distribution::Normal,
+        Distribution::Pareto,
+        Distribution::Paretonormal,
+    ];
+
+    /// The name netem, the emulator and scenarios use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Distribution::Uniform => "uniform",
+            Distribution::Normal => "normal",
+            Distribution::Pareto => "pareto",
+            Distribution::Paretonormal => "paretonormal",
+        }
+    }
+}
+
+/// What one link does to packets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Link {
+    pub delay_ms: f64,
+    pub jitter_ms: f64,
+    pub distribution: Distribution,
+    pub loss_pct: f64,
+}
+
+impl fmt::Display for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ms", self.delay_ms)?;
+        if self.jitter_ms > 0.0 {
+            write!(f, " ± {} ms {}", self.jitter_ms, self.distribution.as_str())?;
+        }
+        if self.loss_pct > 0.0 {
+            write!(f, ", {}% loss", self.loss_pct)?;
+        }
+        Ok(())
+    }
+}
+
+/// One delayed path: packets from the host to `dst` (leaving through `interface`, if set).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Egress {
+    /// The peer's inventory name.
+    pub to: String,
+    /// The peer's experiment IP.
+    pub dst: IpAddr,
+    pub interface: Option<String>,
+    pub link: Link,
+}
+
+/// The validated delays: the egress rules of every host that has any, in inventory order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Delays {
+    pub hosts: Vec<(String, Vec<Egress>)>,
+}
+
+impl Delays {
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+}
+
+impl DelaySpec {
+    /// Checks the section against the hosts of the experiment and computes every host's egress
+    /// rules. Every problem is reported at once, located at `file:line:column` with its field
+    /// (`delays.pairs[1].to`).
+    pub fn validate(&self, hosts: &[&Host], file: &Path) -> Result<Delays, Vec<Problem>> {
+        let mut c = Checker {
+            file,
+            hosts,
+            problems: Vec::new(),
+        };
+        let mut rules: Vec<Vec<Egress>> = vec![Vec::new(); hosts.len()];
+        let mut whole_host: HashMap<usize, (Option<String>, usize)> = HashMap::new();
+        let mut seen_iface: HashMap<(usize, Option<String>), usize> = HashMap::new();
+        for (i, d) in self.interfaces.iter().enumerate() {
+            let field = format!("delays.interfaces[{i}]");
+            let link = c.link(
+                &field,
+                &d.delay_ms,
+                d.jitter_ms.as_ref(),
+                d.distribution.as_ref(),
+                d.loss_pct.as_ref(),
+            );
+            let Some(h) = c.host(&d.host, &format!("{field}.host")) else {
+                continue;
+            };
+            let iface = d.interface.as_ref().map(|s| s.value.clone());
+            if let Some(name) = &d.interface {
+                let known = &hosts[h].interfaces;
+                if !known.is_empty() && !known.contains(&name.value) {
+                    c.report(
+                        name.referenced,
+                        &format!("{field}.interface"),
+                        format!(
+                            "{} has no interface `{}` in the inventory; it has {}",
+                            hosts[h].name,
+                            name.value,
+                            known.join(", ")
+                        ),
+                    );
+                    continue;
+                }
+            }
+            let line = d.host.referenced.line() as usize;
+            if let Some(first) = seen_iface.insert((h, iface.clone()), line) {
+                c.report(
+                    d.host.referenced,
+                    &field,
+                    format!(
+                        "a second delay for {}{} (the first is on line {first})",
+                        hosts[h].name,
+                        iface.as_ref().map(|i| format!(" {i}")).unwrap_or_default()
+                    ),
+                );
+                continue;
+            }
+            if let Some((other, first)) = whole_host.get(&h) {
+                if other.is_none() != iface.is_none() {
+                    c.report(
+                        d.host.referenced,
+                        &field,
+                        format!(
+                            "{} has a delay for all its interfaces and one for a single interface (line {first}); use one or the other",
+                            hosts[h].name
+                        ),
+                    );
+                    continue;
+                }
+            }
+            whole_host.insert(h, (iface.clone(), line));
+            let Some(link) = link else { continue };
+            for (p, peer) in hosts.iter().enumerate().filter(|(p, _)| *p != h) {
+                rules[h].push(Egress {
+                    to: peer.name.clone(),
+                    dst: hosts[p].experiment_ip,
+                    interface: iface.clone(),
+                    link,
+                });
+            }
+        }
+
+        let mut seen_pair: HashMap<(usize, usize), usize> = HashMap::new();
+        for (i, d) in self.pairs.iter().enumerate() {
+            let field = format!("delays.pairs[{i}]");
+            let link = c.link(
+                &field,
+                &d.delay_ms,
+                d.jitter_ms.as_ref(),
+                d.distribution.as_ref(),
+                d.loss_pct.as_ref(),
+            );
+            let from = c.host(&d.from, &format!("{field}.from"));
+            let to = c.host(&d.to, &format!("{field}.to"));
+            let (Some(from), Some(to)) = (from, to) else {
+                continue;
+            };
+            if from == to {
+                c.report(
+                    d.to.referenced,
+                    &format!("{field}.to"),
+                    format!("a pair needs two different hosts, not {} twice", d.to.value),
+                );
+                continue;
+            }
+            let mut directions = vec![(from, to)];
+            if d.both_ways {
+                directions.push((to, from));
+            }
+            let line = d.from.referenced.line() as usize;
+            for (a, b) in directions {
+                if let Some(first) = seen_pair.insert((a, b), line) {
+                    c.report(
+                        d.from.referenced,
+                        &field,
+                        format!(
+                            "a second delay from {} to {} (the first is on line {first})",
+                            hosts[a].name, hosts[b].name
+                        ),
+                    );
+                    continue;
+                }
+                let Some(link) = link else { continue };
+                rules[a].retain(|e| e.to != hosts[b].name);
+                rules[a].push(Egress {
+                    to: hosts[b].name.clone(),
+                    dst: hosts[b].experiment_ip,
+                    interface: None,
+                    link,
+                });
+            }
+        }
+
+        if !c.problems.is_empty() {
+            c.problems.sort_by_key(|p| (p.line, p.column));
+            return Err(c.problems);
+        }
+        Ok(Delays {
+            hosts: hosts
+                .iter()
+                .zip(rules)
+                .filter(|(_, r)| !r.is_empty())
+                .map(|(h, mut r)| {
+                    r.sort_by_key(|e| (host_index(hosts, &e.to), e.interface.clone()));
+                    (h.name.clone(), r)
+                })
+                .collect(),
+        })
+    }
+}
+
+fn host_index(hosts: &[&Host], name: &str) -> usize {
+    hosts
+        .iter()
+        .position(|h| h.name == name)
+        .unwrap_or(usize::MAX)
+}
+
+struct Checker<'a> {
+    file: &'a Path,
+    hosts: &'a [&'a Host],
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn report(&mut self, at: Location, field: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file.to_path_buf(),
+            line: at.line() as usize,
+            column: at.column() as usize,
+            field: field.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn host(&mut self, name: &Spanned<String>, field: &str) -> Option<usize> {
+        let found = self.hosts.iter().position(|h| h.name == name.value);
+        if found.is_none() {
+            let known: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
+            self.report(
+                name.referenced,
+                field,
+                format!(
+                    "unknown host `{}`; the experiment has {}",
+                    name.value,
+                    known.join(", ")
+                ),
+            );
+        }
+        found
+    }
+
+    fn link(
+        &mut self,
+        field: &str,
+        delay: &Spanned<f64>,
+        jitter: Option<&Spanned<f64>>,
+        distribution: Option<&Spanned<String>>,
+        loss: Option<&Spanned<f64>>,
+    ) -> Option<Link> {
+        let before = self.problems.len();
+        for (name, v) in [("delay_ms", Some(delay)), ("jitter_ms", jitter)] {
+            if let Some(v) = v {
+                if !(v.value.is_finite() && (0.0..=MAX_MS).contains(&v.value)) {
+                    self.report(
+                        v.referenced,
+                        &format!("{field}.{name}"),
+                        format!("must be between 0 and {MAX_MS} ms, not {}", v.value),
+                    );
+                }
+            }
+        }
+        if let Some(l) = loss {
+            if !(0.0..=100.0).contains(&l.value) {
+                self.report(
+                    l.referenced,
+                    &format!("{field}.loss_pct"),
+                    format!("must be between 0 and 100, not {}", l.value),
+                );
+            }
+        }
+        let jitter_ms = jitter.map_or(0.0, |j| j.value);
+        let mut dist = Distribution::Uniform;
+        if let Some(d) = distribution {
+            match Distribution::ALL.iter().find(|x| x.as_str() == d.value) {
+                Some(x) => dist = *x,
+                None => self.report(
+                    d.referenced,
+                    &format!("{field}.distribution"),
+                    format!(
+                        "unknown distribution `{}`, expected one of {}",
+                        d.value,
+                        Distribution::ALL.map(|x| x.as_str()).join(", ")
+                    ),
+                ),
+            }
+            if jitter_ms == 0.0 && dist != Distribution::Uniform {
+                self.report(
+                    d.referenced,
+                    &format!("{field}.distribution"),
+                    "a distribution needs jitter_ms > 0 (as with netem)",
+                );
+            }
+        }
+        (self.problems.len() == before).then_some(Link {
+            delay_ms: delay.value,
+            jitter_ms,
+            distribution: dist,
+            loss_pct: loss.map_or(0.0, |l| l.value),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::Inventory;
+
+    fn inventory() -> Inventory {
+        let text = "defaults:\n  interfaces: [eth1]\nhosts:\n  - {name: n1, address: 10.1.0.1, experiment_ip: 10.0.1.2}\n  - {name: n2, address: 10.1.0.2, experiment_ip: 10.0.2.2}\n  - {name: n3, address: 10.1.0.3, experiment_ip: 10.0.3.2}\n";
+        Inventory::parse(text, Path::new("inv.yaml")).unwrap()
+    }
+
+    fn validate(yaml: &str) -> Result<Delays, Vec<String>> {
+        let inv = inventory();
+        let hosts: Vec<&Host> = inv.hosts.iter().collect();
+        let spec: DelaySpec = serde_saphyr::from_str(yaml).unwrap();
+        spec.validate(&hosts, Path::new("s.yaml"))
+            .map_err(|p| p.iter().map(|p| p.to_string()).collect())
+    }
+
+    fn rules<'a>(d: &'a Delays, host: &str) -> Vec<(&'a str, Option<&'a str>, f64)> {
+        d.hosts
+            .iter()
+            .find(|(h, _)| h == host)
+            .map(|(_, r)| {
+                r.iter()
+                    .map(|e| (e.to.as_str(), e.interface.as_deref(), e.link.delay_ms))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn asymmetric_matrix_and_both_ways() {
+        let d = validate(
+            "pairs:\n  - {from: n1, to: n2, delay_ms: 5, both_ways: true}\n  - {from: n1, to: n3, delay_ms: 20}\n  - {from: n3, to: n1, delay_ms: 30, jitter_ms: 2, distribution: normal, loss_pct: 0.5}\n",
+        )
+        .unwrap();
+        assert_eq!(rules(&d, "n1"), [("n2", None, 5.0), ("n3", None, 20.0)]);
+        assert_eq!(rules(&d, "n2"), [("n1", None, 5.0)]);
+        assert_eq!(rules(&d, "n3"), [("n1", None, 30.0)]);
+        let link = d.hosts[2].1[0].link;
+        assert_eq!(link.distribution, Distribution::Normal);
+        assert_eq!(link.to_string(), "30 ms ± 2 ms normal, 0.5% loss");
+        assert_eq!(d.hosts[2].1[0].dst.to_string(), "10.0.1.2");
+    }
+
+    #[test]
+    fn interface_delay_reaches_every_peer_and_pairs_override_it() {
+        let d = validate(
+            "interfaces:\n  - {host: n2, interface: eth1, delay_ms: 6, jitter_ms: 3, distribution: pareto}\npairs:\n  - {from: n2, to: n3, delay_ms: 1}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            rules(&d, "n2"),
+            [("n1", Some("eth1"), 6.0), ("n3", None, 1.0)]
+        );
+        assert!(rules(&d, "n1").is_empty());
+    }
+
+    #[test]
+    fn every_problem_is_located() {
+        let errors = validate(
+            "interfaces:\n  - {host: n1, interface: eth9, delay_ms: 1}\n  - {host: n2, delay_ms: 1, distribution: normal}\n  - {host: n3, delay_ms: 1, distribution: gauss, jitter_ms: 1}\npairs:\n  - {from: n1, to: n7, delay_ms: 5}\n  - {from: n1, to: n1, delay_ms: 5}\n  - {from: n1, to: n2, delay_ms: -1, loss_pct: 200}\n  - {from: n2, to: n3, delay_ms: 1, both_ways: true}\n  - {from: n3, to: n2, delay_ms: 2}\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "s.yaml:2:27: delays.interfaces[0].interface: n1 has no interface `eth9` in the inventory; it has eth1",
+                "s.yaml:3:43: delays.interfaces[1].distribution: a distribution needs jitter_ms > 0 (as with netem)",
+                "s.yaml:4:43: delays.interfaces[2].distribution: unknown distribution `gauss`, expected one of uniform, normal, pareto, paretonormal",
+                "s.yaml:6:20: delays.pairs[0].to: unknown host `n7`; the experiment has n1, n2, n3",
+                "s.yaml:7:20: delays.pairs[1].to: a pair needs two different hosts, not n1 twice",
+                "s.yaml:8:34: delays.pairs[2].delay_ms: must be between 0 and 60000 ms, not -1",
+                "s.yaml:8:48: delays.pairs[2].loss_pct: must be between 0 and 100, not 200",
+                "s.yaml:10:12: delays.pairs[4]: a second delay from n3 to n2 (the first is on line 9)",
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_and_mixed_interface_delays_are_refused() {
+        let errors = validate(
+            "interfaces:\n  - {host: n1, delay_ms: 1}\n  - {host: n1, delay_ms: 2}\n  - {host: n2, delay_ms: 1}\n  - {host: n2, interface: eth1, delay_ms: 1}\n",
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors[0].contains("a second delay for n1 (the first is on line 2)"));
+        assert!(errors[1].contains(
+            "n2 has a delay for all its interfaces and one for a single interface (line 4)"
+        ));
+        assert!(validate("{}").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,166 @@
+//! The hosts of a run as the run sees them: absolute paths under each host's orch directory,
+//! and the `orch-node proc` calls that start and stop its processes exactly.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::inventory::Host;
+use crate::remote::{Cmd, Conn, RemoteError};
+
+/// A host taking part in a run.
+#[derive(Debug, Clone)]
+pub struct RunHost {
+    pub host: Host,
+    /// The orch directory with `~` expanded (templates and processes need absolute paths).
+    pub orch_dir: String,
+    /// `<orch_dir>/runs/<run-id>`.
+    pub run_dir: String,
+}
+
+impl RunHost {
+    /// `host`'s view of run `run_id`, given its `$HOME`.
+    pub fn new(host: &Host, home: &str, run_id: &str) -> RunHost {
+        let orch_dir = match host.orch_dir.strip_prefix("~/") {
+            Some(rest) => format!("{}/{rest}", home.trim_end_matches('/')),
+            None => host.orch_dir.clone(),
+        };
+        let orch_dir = orch_dir.trim_end_matches('/').to_string();
+        RunHost {
+            host: host.clone(),
+            run_dir: format!("{orch_dir}/runs/{run_id}"),
+            orch_dir,
+        }
+    }
+
+    /// The `orch-node` that `orch setup` installed.
+    pub fn node(&self) -> String {
+        format!("{}/bin/orch-node", self.orch_dir)
+    }
+
+    /// The directory of one run of the scenario (a matrix combination and repetition).
+    pub fn dir(&self, label: &str) -> String {
+        format!("{}/{label}", self.run_dir)
+    }
+
+    /// Where `orch-node proc` keeps the pid records and logs of one run.
+    pub fn proc_dir(&self, label: &str) -> String {
+        format!("{}/proc", self.dir(label))
+    }
+
+    /// `orch-node proc start`: `argv` runs detached in its own process group.
+    pub fn start(
+        &self,
+        label: &str,
+        name: &str,
+        env: &BTreeMap<String, String>,
+        argv: &[String],
+    ) -> Cmd {
+        let mut cmd = vec![
+            self.node(),
+            "proc".into(),
+            "start".into(),
+            "--dir".into(),
+            self.proc_dir(label),
+            "--name".into(),
+            name.into(),
+            "--cwd".into(),
+            self.dir(label),
+        ];
+        for (k, v) in env {
+            cmd.push("--env".into());
+            cmd.push(format!("{k}={v}"));
+        }
+        cmd.push("--".into());
+        cmd.extend(argv.iter().cloned());
+        Cmd::new(&cmd)
+    }
+
+    /// `orch-node proc wait`: until `name` exits, at most `limit`.
+    pub fn wait(&self, label: &str, name: &str, limit: Duration) -> Cmd {
+        Cmd::new(&[
+            self.node(),
+            "proc".into(),
+            "wait".into(),
+            "--dir".into(),
+            self.proc_dir(label),
+            "--name".into(),
+            name.into(),
+            "--timeout".into(),
+            limit.as_secs().max(1).to_string(),
+        ])
+        .timeout(Some(limit + Duration::from_secs(10)))
+    }
+
+    /// `orch-node proc stop-all`: every process of the run, newest first.
+    pub fn stop_all(&self, label: &str) -> Cmd {
+        Cmd::new(&[
+            self.node(),
+            "proc".into(),
+            "stop-all".into(),
+            "--dir".into(),
+            self.proc_dir(label),
+            "--grace".into(),
+            "5".into(),
+        ])
+        .timeout(Some(Duration::from_secs(120)))
+    }
+}
+
+/// Runs `cmd` and turns a non-zero exit into an error carrying its output.
+pub async fn must(conn: &Conn, cmd: &Cmd, what: &str) -> Result<String, RemoteError> {
+    let out = conn.run(cmd).await?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(RemoteError::Command {
+            host: conn.host().to_string(),
+            command: what.to_string(),
+            reason: format!(
+                "exit status {}: {}{}",
+                out.status.code().unwrap_or(-1),
+                out.stderr.trim(),
+                if out.stdout.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(" (stdout: {})", out.stdout.trim())
+                }
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::Inventory;
+
+    #[test]
+    fn paths_are_absolute_under_the_home() {
+        let inv = Inventory::parse(
+            "hosts:\n  - name: h1\n    address: 10.0.0.1\n    experiment_ip: 10.0.1.2\n",
+            std::path::Path::new("i.yaml"),
+        )
+        .unwrap();
+        let h = RunHost::new(&inv.hosts[0], "/home/me/", "20261125-201500-zk");
+        assert_eq!(h.orch_dir, "/home/me/.orch");
+        assert_eq!(h.node(), "/home/me/.orch/bin/orch-node");
+        assert_eq!(
+            h.proc_dir("r01"),
+            "/home/me/.orch/runs/20261125-201500-zk/r01/proc"
+        );
+        let line = h
+            .start(
+                "r01",
+                "zk",
+                &BTreeMap::new(),
+                &["java".into(), "a b".into()],
+            )
+            .render(false);
+        assert!(
+            line.ends_with(
+                "--name zk --cwd /home/me/.orch/runs/20261125-201500-zk/r01 -- java 'a b'"
+            ),
+            "{line}"
+        );
+    }
+}

@@ -1,0 +1,413 @@
+//! What a host needs, compared with what it has: the actions that close the gap, and the one
+//! shell script that carries out all of them except the uploads.
+//!
+//! Layout under the orch directory:
+//!
+//! ```text
+//! artifacts/<sha256>-<name>         immutable, content addressed
+//! artifacts/.incoming/              uploads land here; moved out once their hash checks out
+//! bin/orch-node -> ../artifacts/<sha256>-orch-node
+//! zookeeper/apache-zookeeper-<v>-bin/   unpacked from the pushed tarball (.orch-tarball = its hash)
+//! zookeeper/current -> apache-zookeeper-<v>-bin (or the inventory's install_dir)
+//! conf/zoo.cfg, conf/replica.yaml, zk-data/myid
+//! ```
+
+use crate::artifacts::{Artifact, Planned, Resolved};
+use crate::remote::quote::{path, quote};
+
+use super::inspect::Observed;
+use super::zookeeper::Install;
+
+/// Where uploads go before their hash is checked on the host.
+pub const INCOMING: &str = "artifacts/.incoming";
+/// The link to the ZooKeeper installation, whichever way it was installed.
+pub const ZOOKEEPER_LINK: &str = "zookeeper/current";
+
+/// Everything one host should have.
+pub struct Wanted<'a> {
+    /// The host's artifacts, for its architecture.
+    pub artifacts: &'a [Planned],
+    pub zookeeper: Option<&'a Install>,
+    /// Rendered files: path under the orch directory, content.
+    pub files: Vec<(&'static str, String)>,
+}
+
+/// One change to a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Upload to `artifacts/.incoming/`, then move into `artifacts/` once the hash matches.
+    Push(Artifact),
+    /// Dry run only: this artifact would be built, then pushed and linked.
+    Build { name: String, reason: String },
+    /// Point the symlink `path` at `target`.
+    Link { path: String, target: String },
+    /// Unpack the pushed tarball into `zookeeper/<dir>`.
+    Unpack { artifact: Artifact, dir: String },
+    /// Write a rendered file (`changed`: it existed with other content).
+    Write {
+        path: &'static str,
+        content: String,
+        changed: bool,
+    },
+}
+
+impl Action {
+    /// One line for people: what changes on the host.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Push(a) => format!(
+                "push    {} ({}, {}) -> artifacts/{}",
+                a.name,
+                human_bytes(a.len),
+                a.short_hash(),
+                short_remote(a)
+            ),
+            Action::Build { name, reason } => {
+                format!("build   {name} ({reason}), then push and link it")
+            }
+            Action::Link { path, target } => format!("link    {path} -> {target}"),
+            Action::Unpack { artifact, dir } => {
+                format!("unpack  {} -> zookeeper/{dir}", artifact.name)
+            }
+            Action::Write { path, changed, .. } => {
+                let why = if *changed { "changed" } else { "new" };
+                format!("write   {path} ({why})")
+            }
+        }
+    }
+}
+
+fn short_remote(a: &Artifact) -> String {
+    format!("{}…-{}", a.short_hash(), a.name)
+}
+
+/// `~/x` with the host's home put in: symlink targets and configuration files need real paths.
+pub fn absolute(remote: &str, home: &str) -> String {
+    match remote.strip_prefix("~/") {
+        Some(rest) => format!("{}/{rest}", home.trim_end_matches('/')),
+        None => remote.to_string(),
+    }
+}
+
+/// The link target of an artifact installed as `install_as` (relative, so the orch directory
+/// can move): `bin/orch-node` -> `../artifacts/<sha>-orch-node`.
+fn link_target(install_as: &str, artifact: &Artifact) -> String {
+    let depth = install_as.matches('/').count();
+    format!(
+        "{}artifacts/{}",
+        "../".repeat(depth),
+        artifact.remote_name()
+    )
+}
+
+/// The actions that turn `observed` into `wanted`; empty when the host is up to date.
+pub fn actions(wanted: &Wanted, observed: &Observed) -> Vec<Action> {
+    let mut out = Vec::new();
+    let link = |out: &mut Vec<Action>, path: &str, target: String| {
+        if observed.links.get(path) != Some(&target) {
+            out.push(Action::Link {
+                path: path.to_string(),
+                target,
+            });
+        }
+    };
+    for planned in wanted.artifacts {
+        match &planned.resolved {
+            Resolved::Ready(a) => {
+                if !observed.artifacts.contains(&a.remote_name()) {
+                    out.push(Action::Push(a.clone()));
+                }
+                link(
+                    &mut out,
+                    planned.install_as,
+                    link_target(planned.install_as, a),
+                );
+            }
+            Resolved::Stale { name, reason } => out.push(Action::Build {
+                name: name.clone(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+    match wanted.zookeeper {
+        Some(Install::Tarball { artifact, dir }) => {
+            if observed.unpacked.as_deref() != Some(artifact.sha256.as_str()) {
+                if !observed.artifacts.contains(&artifact.remote_name()) {
+                    out.push(Action::Push(artifact.clone()));
+                }
+                out.push(Action::Unpack {
+                    artifact: artifact.clone(),
+                    dir: dir.clone(),
+                });
+            }
+            link(&mut out, ZOOKEEPER_LINK, dir.clone());
+        }
+        Some(Install::Existing { dir }) => {
+            link(&mut out, ZOOKEEPER_LINK, absolute(dir, &observed.home));
+        }
+        None => {}
+    }
+    for (file, content) in &wanted.files {
+        let hash = crate::artifacts::sha256_bytes(content.as_bytes());
+        let current = observed.files.get(*file);
+        if current != Some(&hash) {
+            out.push(Action::Write {
+                path: file,
+                content: content.clone(),
+                changed: current.is_some(),
+            });
+        }
+    }
+    // Pushes first: they are uploads, and the script that follows relies on them.
+    out.sort_by_key(|a| !matches!(a, Action::Push(_)));
+    out
+}
+
+/// The script that carries out every action but the uploads (which must have happened), in
+/// the orch directory: check and move uploads into place, unpack, link, write. `set -e`: it
+/// stops at the first failure, and every step leaves a complete old or new state behind.
+pub fn script(orch_dir: &str, actions: &[Action]) -> String {
+    let mut s = format!("set -e\nmkdir -p {d}\ncd {d}\n", d = path(orch_dir));
+    for action in actions {
+        if let Action::Push(a) = action {
+            let incoming = quote(&format!("{INCOMING}/{}", a.remote_name()));
+            let done = quote(&format!("artifacts/{}", a.remote_name()));
+            s.push_str(&format!(
+                "if [ \"$(sha256sum < {incoming} | cut -c1-64)\" != {sha} ]; then \
+                 rm -f {incoming}; echo \"{name}: the upload does not hash to {sha}; run orch setup again\" >&2; exit 1; fi\n\
+                 mv -f {incoming} {done}\n",
+                sha = quote(&a.sha256),
+                name = a.name.replace(['"', '$', '`', '\\'], "_"),
+            ));
+        }
+    }
+    for action in actions {
+        if let Action::Unpack { artifact, dir } = action {
+            let tarball = quote(&format!("artifacts/{}", artifact.remote_name()));
+            let fresh = quote(&format!("zookeeper/.unpack/{dir}"));
+            let target = quote(&format!("zookeeper/{dir}"));
+            s.push_str(&format!(
+                "rm -rf zookeeper/.unpack zookeeper/.old\n\
+                 mkdir -p zookeeper/.unpack\n\
+                 tar -xzf {tarball} -C zookeeper/.unpack\n\
+                 if [ ! -f {fresh}/bin/zkServer.sh ]; then echo \"{tar_name} has no {dir}/bin/zkServer.sh\" >&2; exit 1; fi\n\
+                 echo {sha} > {fresh}/.orch-tarball\n\
+                 if [ -e {target} ]; then mv {target} zookeeper/.old; fi\n\
+                 mv {fresh} {target}\n\
+                 rm -rf zookeeper/.unpack zookeeper/.old\n",
+                sha = quote(&artifact.sha256),
+                tar_name = artifact.name,
+            ));
+        }
+    }
+    for action in actions {
+        match action {
+            Action::Link { path: link, target } => {
+                let tmp = quote(&format!("{link}.orch-tmp"));
+                s.push_str(&format!(
+                    "mkdir -p \"$(dirname {l})\"\nln -sfn {t} {tmp}\nmv -Tf {tmp} {l}\n",
+                    l = quote(link),
+                    t = quote(target),
+                ));
+            }
+            Action::Write {
+                path: file,
+                content,
+                ..
+            } => {
+                let tmp = quote(&format!("{file}.orch-tmp"));
+                s.push_str(&format!(
+                    "mkdir -p \"$(dirname {f})\"\nprintf '%s' {c} > {tmp}\nmv -f {tmp} {f}\n",
+                    f = quote(file),
+                    c = quote(content),
+                ));
+            }
+            Action::Push(_) | Action::Build { .. } | Action::Unpack { .. } => {}
+        }
+    }
+    s
+}
+
+/// `2.8 MB`-style sizes (decimal units, like scp and hyperfine).
+pub fn human_bytes(n: u64) -> String {
+    match n {
+        0..1_000 => format!("{n} B"),
+        1_000..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        _ => format!("{:.2} GB", n as f64 / 1e9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    fn artifact(name: &str, content: &str) -> Artifact {
+        Artifact {
+            name: name.to_string(),
+            path: PathBuf::from("/nonexistent"),
+            sha256: crate::artifacts::sha256_bytes(content.as_bytes()),
+            len: content.len() as u64,
+            executable: true,
+        }
+    }
+
+    fn node(content: &str) -> Vec<Planned> {
+        vec![Planned {
+            resolved: Resolved::Ready(artifact("orch-node", content)),
+            install_as: "bin/orch-node",
+        }]
+    }
+
+    #[test]
+    fn an_empty_host_gets_everything_and_a_current_one_nothing() {
+        let node = node("binary");
+        let tarball = Install::Tarball {
+            artifact: artifact("apache-zookeeper-3.8.0-bin.tar.gz", "tgz"),
+            dir: "apache-zookeeper-3.8.0-bin".into(),
+        };
+        let wanted = Wanted {
+            artifacts: &node,
+            zookeeper: Some(&tarball),
+            files: vec![("zk-data/myid", "1\n".into())],
+        };
+        let empty = Observed {
+            home: "/root".into(),
+            ..Observed::default()
+        };
+        let all = actions(&wanted, &empty);
+        let kinds: Vec<String> = all
+            .iter()
+            .map(|a| a.describe().split_whitespace().next().unwrap().to_string())
+            .collect();
+        assert_eq!(kinds, ["push", "push", "link", "unpack", "link", "write"]);
+
+        let Install::Tarball { artifact: tgz, .. } = &tarball else {
+            unreachable!()
+        };
+        let node_name = node_artifact(&node).remote_name();
+        let current = Observed {
+            home: "/root".into(),
+            artifacts: [node_name.clone(), tgz.remote_name()].into(),
+            links: BTreeMap::from([
+                ("bin/orch-node".into(), format!("../artifacts/{node_name}")),
+                (
+                    "zookeeper/current".into(),
+                    "apache-zookeeper-3.8.0-bin".into(),
+                ),
+            ]),
+            files: BTreeMap::from([(
+                "zk-data/myid".into(),
+                crate::artifacts::sha256_bytes(b"1\n"),
+            )]),
+            unpacked: Some(tgz.sha256.clone()),
+            ..Observed::default()
+        };
+        assert_eq!(actions(&wanted, &current), []);
+
+        let mut without_tarball = current;
+        without_tarball.artifacts.remove(&tgz.remote_name());
+        assert_eq!(actions(&wanted, &without_tarball), [], "unpacked is enough");
+    }
+
+    fn node_artifact(planned: &[Planned]) -> &Artifact {
+        match &planned[0].resolved {
+            Resolved::Ready(a) => a,
+            Resolved::Stale { .. } => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn an_existing_installation_is_linked_with_the_home_put_in() {
+        let existing = Install::Existing { dir: "~/zk".into() };
+        let wanted = Wanted {
+            artifacts: &[],
+            zookeeper: Some(&existing),
+            files: vec![],
+        };
+        let observed = Observed {
+            home: "/home/me/".into(),
+            ..Observed::default()
+        };
+        assert_eq!(
+            actions(&wanted, &observed),
+            [Action::Link {
+                path: "zookeeper/current".into(),
+                target: "/home/me/zk".into()
+            }]
+        );
+    }
+
+    /// Runs the script of `actions` for real in a temporary home, after "uploading" the pushes.
+    fn apply(home: &std::path::Path, actions: &[Action], uploads: &[(&Artifact, &[u8])]) -> bool {
+        let incoming = home.join(".orch").join(INCOMING);
+        std::fs::create_dir_all(&incoming).unwrap();
+        for (a, bytes) in uploads {
+            std::fs::write(incoming.join(a.remote_name()), bytes).unwrap();
+        }
+        Command::new("sh")
+            .arg("-c")
+            .arg(script("~/.orch", actions))
+            .env("HOME", home)
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    #[test]
+    fn the_script_puts_everything_in_place() {
+        let home = tempfile::tempdir().unwrap();
+        let node = node("binary v1");
+        let a = node_artifact(&node);
+        let wanted = Wanted {
+            artifacts: &node,
+            zookeeper: None,
+            files: vec![("conf/zoo.cfg", "it's $HOME `x`\n".into())],
+        };
+        let todo = actions(&wanted, &Observed::default());
+        assert!(apply(home.path(), &todo, &[(a, b"binary v1")]));
+        let orch = home.path().join(".orch");
+        assert_eq!(
+            std::fs::read(orch.join("bin/orch-node")).unwrap(),
+            b"binary v1"
+        );
+        assert_eq!(
+            std::fs::read_to_string(orch.join("conf/zoo.cfg")).unwrap(),
+            "it's $HOME `x`\n"
+        );
+        assert!(!orch.join(INCOMING).join(a.remote_name()).exists());
+
+        let v2 = self::node("binary v2");
+        let b = node_artifact(&v2);
+        let relink = vec![
+            Action::Push(b.clone()),
+            Action::Link {
+                path: "bin/orch-node".into(),
+                target: link_target("bin/orch-node", b),
+            },
+        ];
+        assert!(!apply(home.path(), &relink, &[(b, b"corrupted")]));
+        assert!(!orch.join("artifacts").join(b.remote_name()).exists());
+        assert!(!orch.join(INCOMING).join(b.remote_name()).exists());
+        assert_eq!(
+            std::fs::read(orch.join("bin/orch-node")).unwrap(),
+            b"binary v1"
+        );
+        assert!(apply(home.path(), &relink, &[(b, b"binary v2")]));
+        assert_eq!(
+            std::fs::read(orch.join("bin/orch-node")).unwrap(),
+            b"binary v2"
+        );
+    }
+
+    #[test]
+    fn sizes_read_like_scp() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(2_808_288), "2.8 MB");
+        assert_eq!(human_bytes(8_464_902), "8.5 MB");
+        assert_eq!(human_bytes(1_500), "1.5 kB");
+    }
+}

@@ -1,0 +1,341 @@
+//! `orch::net` on a 3-host local lab: one-way delays of 5, 20 and 40 ms between the pairs,
+//! measured with ping and with TCP's smoothed RTT, then removed, then applied again and the
+//! emulators killed with SIGKILL. The lab kernel has no netem, so every host gets the
+//! `orch-node delay` emulator (the netem path is unit-tested against recorded `tc -j` output).
+//!
+//! Needs root, iproute2, iputils-ping and nftables (`nft`, only to look at the hosts' tables
+//! independently of orch). The lab hosts share this machine's filesystem, so they run the
+//! `orch-node` this test builds (`cargo build -p orch-node`, next to the test binary) through
+//! `ORCH_NODE_BIN`.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use orch::facts;
+use orch::inventory::Inventory;
+use orch::net::{self, DelaySpec};
+
+const ORCH: &str = env!("CARGO_BIN_EXE_orch");
+
+/// One-way delays of the matrix, both ways: (from, to, ms).
+const MATRIX: [(usize, usize, f64); 3] = [(1, 2, 5.0), (1, 3, 20.0), (2, 3, 40.0)];
+
+/// A lab made for one test; `Drop` runs `orch lab down`.
+struct Lab {
+    name: String,
+    net: String,
+    dir: tempfile::TempDir,
+    inventory: PathBuf,
+}
+
+impl Lab {
+    fn up(name: &str, net: &str, hosts: usize) -> Lab {
+        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        let inventory = dir.path().join("lab.yaml");
+        let lab = Lab {
+            name: name.into(),
+            net: net.into(),
+            dir,
+            inventory,
+        };
+        let out = lab.orch(&[
+            "lab",
+            "up",
+            "--hosts",
+            &hosts.to_string(),
+            "--name",
+            name,
+            "--net",
+            net,
+            "-i",
+            lab.inventory.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "lab up failed: {}", text(&out.stderr));
+        lab
+    }
+
+    fn orch(&self, args: &[&str]) -> Output {
+        Command::new(ORCH)
+            .args(args)
+            .env("ORCH_LAB_DIR", self.dir.path().join("state"))
+            .env_remove("ORCH_INVENTORY")
+            .output()
+            .unwrap()
+    }
+
+    fn ns(&self, i: usize) -> String {
+        format!("orch-{}-h{i}", self.name)
+    }
+
+    fn ip(&self, i: usize) -> IpAddr {
+        format!("{}.{i}.2", self.net).parse().unwrap()
+    }
+
+    /// Mean ping RTT (ms) from host `a` to host `b` over 10 pings; panics if any is lost.
+    fn ping(&self, a: usize, b: usize) -> f64 {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns(a),
+                "ping",
+                "-n",
+                "-W",
+                "2",
+                "-c",
+                "10",
+            ])
+            .args(["-i", "0.05", &self.ip(b).to_string()])
+            .output()
+            .unwrap();
+        let rtts: Vec<f64> = text(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split("time=").nth(1))
+            .filter_map(|t| t.trim_end_matches(" ms").trim().parse().ok())
+            .collect();
+        assert_eq!(
+            rtts.len(),
+            10,
+            "ping host{a} -> host{b}: {}",
+            text(&out.stdout)
+        );
+        rtts.iter().sum::<f64>() / rtts.len() as f64
+    }
+
+    /// The nftables tables of host `i`.
+    fn tables(&self, i: usize) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(i), "nft", "list", "tables"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "nft: {}", text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    /// SIGKILLs every `orch-node` process of host `i`.
+    fn kill_emulator(&self, i: usize) {
+        let pids = Command::new("ip")
+            .args(["netns", "pids", &self.ns(i)])
+            .output()
+            .unwrap();
+        let mut killed = 0;
+        for pid in text(&pids.stdout).split_whitespace() {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "orch-node" {
+                Command::new("kill").args(["-9", pid]).status().unwrap();
+                killed += 1;
+            }
+        }
+        assert_eq!(killed, 1, "host{i} should run exactly one emulator");
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = self.orch(&["lab", "down", "--name", &self.name]);
+        if !out.status.success() {
+            eprintln!("lab down failed: {}", text(&out.stderr));
+        }
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Builds `orch-node` into the target directory of this test and returns its path.
+fn node_binary() -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "-p", "orch-node", "--bin", "orch-node"])
+        .current_dir(workspace)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "building orch-node: {}",
+        text(&out.stderr)
+    );
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("orch-node");
+    assert!(bin.exists(), "no {}", bin.display());
+    bin
+}
+
+/// `measured` is within 10% or 0.5 ms (whichever is larger) of `expected`.
+fn close(measured: f64, expected: f64) -> bool {
+    (measured - expected).abs() <= (0.1 * expected).max(0.5)
+}
+
+/// Runs `f` on a thread that has entered network namespace `ns`; sockets it creates stay there.
+fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+            // SAFETY: setns on a valid namespace fd; it affects only this thread.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns {ns}: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// Opens a TCP connection from host `a` to an echo server on host `b`, exchanges 64-byte
+/// messages every 20 ms for `rounds` rounds, and returns the connection's srtt (ms) as
+/// `ss -ti` reports it on host `a`.
+fn tcp_srtt(lab: &Lab, a: usize, b: usize, rounds: usize) -> f64 {
+    let server_ip = lab.ip(b);
+    let listener = in_netns(&lab.ns(b), || TcpListener::bind((server_ip, 0)).unwrap());
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let echo = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 64];
+        while s.read_exact(&mut buf).is_ok() {
+            if s.write_all(&buf).is_err() {
+                break;
+            }
+        }
+    });
+    let mut client = in_netns(&lab.ns(a), || TcpStream::connect(addr).unwrap());
+    client.set_nodelay(true).unwrap();
+    let local = client.local_addr().unwrap();
+    let mut buf = [7u8; 64];
+    for _ in 0..rounds {
+        client.write_all(&buf).unwrap();
+        client.read_exact(&mut buf).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns(a), "ss", "-tin", "src"])
+        .arg(local.to_string())
+        .output()
+        .unwrap();
+    drop(client);
+    echo.join().unwrap();
+    let ss = text(&out.stdout);
+    ss.split_whitespace()
+        .find_map(|w| w.strip_prefix("rtt:"))
+        .and_then(|v| v.split('/').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no rtt in `ss -tin`: {ss}"))
+}
+
+fn spec() -> DelaySpec {
+    let mut yaml = String::from("pairs:\n");
+    for (a, b, ms) in MATRIX {
+        yaml.push_str(&format!(
+            "  - {{from: host{a}, to: host{b}, delay_ms: {ms}, both_ways: true}}\n"
+        ));
+    }
+    serde_saphyr::from_str(&yaml).unwrap()
+}
+
+/// Every pair's ping RTT and TCP srtt is twice its one-way delay (plus the lab's base RTT)
+/// within 10% or 0.5 ms.
+fn check_matrix(lab: &Lab, base: &[f64]) {
+    let mut pings = Vec::new();
+    for (k, (a, b, ms)) in MATRIX.into_iter().enumerate() {
+        let expected = 2.0 * ms + base[k];
+        let rtt = lab.ping(a, b);
+        assert!(
+            close(rtt, expected),
+            "ping host{a}->host{b}: {rtt:.3} ms, expected {expected:.3}"
+        );
+        pings.push(rtt);
+    }
+    let srtts: Vec<f64> = std::thread::scope(|s| {
+        let handles: Vec<_> = MATRIX
+            .iter()
+            .map(|(a, b, _)| s.spawn(move || tcp_srtt(lab, *a, *b, 40)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (k, (a, b, ms)) in MATRIX.into_iter().enumerate() {
+        let expected = 2.0 * ms + base[k];
+        eprintln!(
+            "host{a}<->host{b}: configured RTT {:.3} ms, ping {:.3} ms, TCP srtt {:.3} ms",
+            2.0 * ms,
+            pings[k],
+            srtts[k]
+        );
+        assert!(
+            close(srtts[k], expected),
+            "TCP srtt host{a}->host{b}: {:.3} ms, expected {expected:.3}",
+            srtts[k]
+        );
+    }
+}
+
+/// Every pair is back to its base RTT and no host has the emulator's table.
+fn check_normal(lab: &Lab, base: &[f64]) {
+    for (k, (a, b, _)) in MATRIX.into_iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let rtt = lab.ping(a, b);
+            if rtt < base[k] + 1.0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "host{a}->host{b} still at {rtt:.3} ms"
+            );
+        }
+    }
+    for i in 1..=3 {
+        assert!(
+            !lab.tables(i).contains("orch_delay"),
+            "host{i}: {}",
+            lab.tables(i)
+        );
+    }
+}
+
+#[test]
+fn matrix_of_one_way_delays_is_applied_measured_and_removed() {
+    let lab = Lab::up("dly", "10.221", 3);
+    std::env::set_var(net::NODE_BIN_ENV, node_binary());
+    let inventory = Inventory::load(&lab.inventory).unwrap();
+    let hosts: Vec<_> = inventory.hosts.iter().collect();
+    let delays = spec().validate(&hosts, Path::new("scenario.yaml")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (facts, all) = rt.block_on(facts::check(&hosts, 8));
+    assert!(all, "orch check failed");
+    assert!(
+        facts.iter().all(|(_, f)| f.netem == "no"),
+        "this test expects a kernel without netem"
+    );
+    let base: Vec<f64> = MATRIX.iter().map(|(a, b, _)| lab.ping(*a, *b)).collect();
+
+    let applied = rt.block_on(net::apply(&hosts, &delays, &facts, 8)).unwrap();
+    let report = applied.report();
+    for i in 1..=3 {
+        assert!(
+            report.contains(&format!("host{i}: orch-node delay emulator, pid ")),
+            "{report}"
+        );
+    }
+    assert!(
+        report.contains(&format!("-> host3 ({}): 40 ms", lab.ip(3))),
+        "{report}"
+    );
+    check_matrix(&lab, &base);
+    rt.block_on(net::remove(applied)).unwrap();
+    check_normal(&lab, &base);
+
+    let interrupted = rt.block_on(net::apply(&hosts, &delays, &facts, 8)).unwrap();
+    drop(interrupted);
+    let applied = rt.block_on(net::apply(&hosts, &delays, &facts, 8)).unwrap();
+    assert!(lab.ping(1, 3) > 40.0);
+    for i in 1..=3 {
+        lab.kill_emulator(i);
+    }
+    check_normal(&lab, &base);
+    rt.block_on(net::remove(applied)).unwrap();
+}
