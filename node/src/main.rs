@@ -5,6 +5,9 @@ mod elect;
 mod fourlw;
 mod proc;
 mod rtt;
+mod rtt_cmd;
+mod rtt_ebpf;
+mod rtt_source;
 mod traffic;
 mod ycsb;
 
@@ -66,6 +69,8 @@ enum Command {
         #[command(subcommand)]
         command: proc::Command,
     },
+    /// Live RTT table per destination: eBPF, or netlink sock_diag as fallback (docs/rtt.md).
+    Rtt(rtt_cmd::RttArgs),
     /// Background TCP between the experiment addresses (see docs/traffic.md).
     Traffic {
         #[command(subcommand)]
@@ -87,6 +92,7 @@ fn main() -> anyhow::Result<()> {
         Command::Elect { config, id } => elect::run(&config, id),
         Command::ElectSummary { files, json } => elect::summary::run(&files, json),
         Command::Proc { command } => proc::run(command),
+        Command::Rtt(args) => rtt_cmd::run(&args),
         Command::Traffic { command } => traffic::run(command),
         Command::Ycsb { args } => ycsb::main(&args),
         Command::Fourlw {

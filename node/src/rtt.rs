@@ -105,6 +105,8 @@ pub trait RttSource {
     fn refresh(&mut self) -> Result<()>;
     /// Samples of the path to `dst`, if any were seen.
     fn history(&self, dst: IpAddr) -> Option<&RttHistory>;
+    /// Destinations with at least one sample, in no particular order.
+    fn destinations(&self) -> Vec<IpAddr>;
 }
 
 /// Byte offsets of `rtt` and `rttvar` (u32, µs) in the kernel's `struct tcp_info` (uapi ABI).
@@ -223,6 +225,14 @@ fn tcp_info_rtt(bytes: &[u8]) -> Option<(u32, u32)> {
 impl RttSource for SockDiag {
     fn name(&self) -> &'static str {
         "tcp"
+    }
+
+    fn destinations(&self) -> Vec<IpAddr> {
+        self.paths
+            .iter()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(dst, _)| *dst)
+            .collect()
     }
 
     /// Adds one sample per destination: the mean over its established sockets.

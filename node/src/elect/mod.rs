@@ -21,7 +21,8 @@ use anyhow::Result;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::{interval_at, sleep_until, MissedTickBehavior};
 
-use crate::rtt::{RttSource, Smoothed, SockDiag};
+use crate::rtt::{RttSource, Smoothed};
+use crate::rtt_source::{self, SourceKind};
 use config::Config;
 use events::{Event, EventLog, Stats};
 use net::Net;
@@ -51,7 +52,7 @@ struct Runtime {
 struct Latency {
     id: usize,
     ips: Vec<IpAddr>,
-    tcp: Option<SockDiag>,
+    tcp: Option<Box<dyn RttSource>>,
     probes: Vec<Smoothed>,
     /// When each peer last answered a probe (time since start).
     last_ack: Vec<Option<Duration>>,
@@ -105,10 +106,19 @@ impl Runtime {
         let net = Net::bind(&cfg, id).await?;
         let ip = cfg.ips[id];
         let (tcp, rtt_source) = if cfg.tcp_monitor {
-            match SockDiag::new(ip) {
-                Ok(s) => {
-                    let name = s.name().to_string();
-                    (Some(s), name)
+            match rtt_source::open(SourceKind::Auto, ip) {
+                Ok(opened) => {
+                    if let Some(reason) = opened.fallback {
+                        log.write(
+                            0,
+                            Event::RttSourceError {
+                                source: "ebpf".into(),
+                                error: reason,
+                            },
+                        )?;
+                    }
+                    let name = opened.source.name().to_string();
+                    (Some(opened.source), name)
                 }
                 Err(e) => {
                     log.write(

@@ -1,0 +1,58 @@
+//! Choosing the RTT source: the eBPF program when it can be loaded, netlink sock_diag (the
+//! numbers `ss -ti` shows) otherwise, e.g. without privilege or on a kernel without BTF.
+
+use std::net::IpAddr;
+
+use anyhow::{Context, Result};
+
+use crate::rtt::{RttSource, SockDiag};
+use crate::rtt_ebpf::EbpfRtt;
+
+/// Which RTT source to use (`--source`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceKind {
+    /// eBPF, falling back to netlink when the program cannot be loaded.
+    Auto,
+    /// The eBPF program only (fail if it cannot be loaded).
+    Ebpf,
+    /// Netlink sock_diag only.
+    Netlink,
+}
+
+/// An open RTT source and, when `auto` fell back to netlink, why.
+pub struct Opened {
+    /// The source in use; `source.name()` says which.
+    pub source: Box<dyn RttSource>,
+    /// Why the eBPF source could not be used (only for [`SourceKind::Auto`]).
+    pub fallback: Option<String>,
+}
+
+/// Opens the RTT source of `kind` for the TCP paths whose local address is `src`.
+pub fn open(kind: SourceKind, src: IpAddr) -> Result<Opened> {
+    let netlink = || -> Result<Box<dyn RttSource>> { Ok(Box::new(SockDiag::new(src)?)) };
+    let ebpf = || -> Result<Box<dyn RttSource>> {
+        Ok(Box::new(EbpfRtt::new(src).context(
+            "eBPF RTT source unavailable (--source netlink reads the same numbers via sock_diag)",
+        )?))
+    };
+    Ok(match kind {
+        SourceKind::Ebpf => Opened {
+            source: ebpf()?,
+            fallback: None,
+        },
+        SourceKind::Netlink => Opened {
+            source: netlink()?,
+            fallback: None,
+        },
+        SourceKind::Auto => match ebpf() {
+            Ok(source) => Opened {
+                source,
+                fallback: None,
+            },
+            Err(e) => Opened {
+                source: netlink()?,
+                fallback: Some(format!("{e:#}")),
+            },
+        },
+    })
+}
