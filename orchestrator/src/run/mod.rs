@@ -16,7 +16,9 @@ use anyhow::{bail, Context};
 
 pub use hosts::RunHost;
 
+use crate::facts;
 use crate::inventory::{Host, Inventory};
+use crate::net;
 use crate::remote::{Cmd, Conn};
 use crate::report::{self, RunResult};
 use crate::scenario::{RunSpec, Scenario, TrafficMode};
@@ -74,12 +76,13 @@ pub async fn run(
     for spec in &scenario.runs {
         let label = spec.label();
         eprintln!("== {label}");
-        let work = one_run(inventory, spec, &label, &conns, &dir);
+        let mut delays = None;
+        let work = one_run(inventory, spec, &label, &conns, &dir, &mut delays);
         let outcome = tokio::select! {
             r = work => r,
             _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted (Ctrl-C)")),
         };
-        let teardown = teardown(&label, &conns).await;
+        let teardown = teardown(&label, &conns, delays).await;
         match (outcome, teardown) {
             (Ok(r), Ok(())) => results.push(r),
             (Ok(_), Err(e)) | (Err(e), Ok(())) => {
@@ -106,6 +109,9 @@ pub async fn run(
 fn involved(scenario: &Scenario) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for r in &scenario.runs {
+        if let Some(d) = &r.delays {
+            names.extend(d.hosts.iter().map(|(n, _)| n.clone()));
+        }
         if let Some(z) = &r.zookeeper {
             names.extend(z.servers.iter().cloned());
         }
@@ -165,6 +171,7 @@ async fn one_run(
     label: &str,
     conns: &BTreeMap<String, (Conn, RunHost)>,
     dir: &store::RunDir,
+    delays: &mut Option<net::AppliedDelays>,
 ) -> anyhow::Result<RunResult> {
     let local = dir.path.join(label);
     std::fs::create_dir_all(&local)?;
@@ -173,6 +180,18 @@ async fn one_run(
         hosts::must(conn, &mkdir, "create the run directory").await
     }))
     .await?;
+    if let Some(d) = &spec.delays {
+        let hosts: Vec<&Host> = d.hosts.iter().map(|(n, _)| &conns[n].1.host).collect();
+        let mut facts = Vec::new();
+        for h in &hosts {
+            let (conn, _) = &conns[&h.name];
+            facts.push((h.name.clone(), facts::probe(conn, &h.orch_dir).await?));
+        }
+        let applied = net::apply(&hosts, d, &facts, hosts.len()).await?;
+        eprintln!("   delays:\n{}", indent(&applied.report()));
+        std::fs::write(local.join("delays.txt"), applied.report())?;
+        *delays = Some(applied);
+    }
     if let Some(t) = &spec.traffic {
         start_traffic(inventory, t, label, conns).await?;
         eprintln!("   traffic: {} hosts, {:?}", t.hosts.len(), t.mode);
@@ -202,6 +221,13 @@ async fn one_run(
         threads: spec.workload.as_ref().map(|w| w.threads),
         outputs,
     })
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("     {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn modes(e: &zookeeper::Ensemble) -> String {
@@ -341,8 +367,13 @@ async fn start_replicas(
     Ok(())
 }
 
-/// Stops every process the run started on every host, newest first; logs stay.
-async fn teardown(label: &str, conns: &BTreeMap<String, (Conn, RunHost)>) -> anyhow::Result<()> {
+/// Stops every process the run started on every host, newest first, then removes the run's
+/// network delays; logs stay.
+async fn teardown(
+    label: &str,
+    conns: &BTreeMap<String, (Conn, RunHost)>,
+    delays: Option<net::AppliedDelays>,
+) -> anyhow::Result<()> {
     let results = futures::future::join_all(conns.values().map(|(conn, rh)| async move {
         let out = conn.run(&rh.stop_all(label)).await?;
         if out.status.success() || out.stderr.contains("No such file") {
@@ -356,10 +387,15 @@ async fn teardown(label: &str, conns: &BTreeMap<String, (Conn, RunHost)>) -> any
         }
     }))
     .await;
-    let problems: Vec<String> = results
+    let mut problems: Vec<String> = results
         .into_iter()
         .filter_map(|r| r.err().map(|e| format!("{e:#}")))
         .collect();
+    if let Some(applied) = delays {
+        if let Err(e) = net::remove(applied).await {
+            problems.push(format!("removing delays: {e:#}"));
+        }
+    }
     if problems.is_empty() {
         Ok(())
     } else {

@@ -71,6 +71,11 @@ pub async fn run(
                 rh.dir(label)
             );
         }
+        // The status lines (-s: ops/s every 10 s) feed the throughput-over-time plot.
+        let status = local.join(format!("ycsb-{phase}.status.txt"));
+        let log = format!("{}/{name}.log", rh.proc_dir(label));
+        conn.download(&log, tokio::fs::File::create(&status).await?)
+            .await?;
         eprintln!("   ycsb {phase}: done ({})", dest.display());
         outputs.push((phase.to_string(), dest));
     }

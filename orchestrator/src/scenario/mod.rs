@@ -32,6 +32,8 @@ pub struct RunSpec {
     pub matrix: Vec<(String, String)>,
     /// 1-based repetition of this matrix combination.
     pub repetition: u32,
+    /// Network delays (validated against the inventory), applied before anything starts.
+    pub delays: Option<crate::net::Delays>,
     pub zookeeper: Option<ZookeeperPlan>,
     pub traffic: Option<TrafficPlan>,
     pub replicas: Option<ReplicaPlan>,

@@ -13,7 +13,8 @@ use super::{
     builtin_workload, Connect, ReplicaPlan, RunSpec, Scenario, TrafficMode, TrafficPlan, Workload,
     WorkloadPlan, ZookeeperPlan,
 };
-use crate::inventory::{yaml_problem, Inventory, InventoryError, Problem};
+use crate::inventory::{yaml_problem, Host, Inventory, InventoryError, Problem};
+use crate::net::DelaySpec;
 
 /// Fields of the original replica config that a scenario may set (`ips` comes from the
 /// inventory).
@@ -58,6 +59,7 @@ const MATRIX_KEYS: &[&str] = &[
 struct RawScenario {
     name: Spanned<String>,
     description: Option<String>,
+    delays: Option<DelaySpec>,
     zookeeper: Option<Spanned<RawZookeeper>>,
     traffic: Option<Spanned<RawTraffic>>,
     replicas: Option<Spanned<RawReplicas>>,
@@ -339,6 +341,16 @@ impl Checker<'_> {
 
     fn run(&mut self, raw: &RawScenario) -> Option<RunSpec> {
         let before = self.problems.len();
+        let delays = raw.delays.as_ref().and_then(|d| {
+            let hosts: Vec<&Host> = self.inventory.hosts.iter().collect();
+            match d.validate(&hosts, self.file) {
+                Ok(delays) => Some(delays),
+                Err(problems) => {
+                    self.problems.extend(problems);
+                    None
+                }
+            }
+        });
         let zookeeper = raw.zookeeper.as_ref().and_then(|z| self.zookeeper(z));
         let traffic = raw.traffic.as_ref().and_then(|t| self.traffic(t));
         let replicas = raw.replicas.as_ref().and_then(|r| self.replicas(r));
@@ -357,6 +369,7 @@ impl Checker<'_> {
             index: 0,
             matrix: Vec::new(),
             repetition: 1,
+            delays: delays.filter(|d| !d.is_empty()),
             zookeeper,
             traffic,
             replicas,
@@ -822,6 +835,17 @@ matrix:
         assert_eq!(s.runs[0].replicas.as_ref().unwrap().hosts.len(), 3);
         let p = only_problem("name: r\nreplicas:\n  config:\n    ips: [a]\n");
         assert!(p.contains("replicas.config.ips: orch fills `ips`"), "{p}");
+    }
+
+    #[test]
+    fn delays_are_validated_against_the_inventory() {
+        let s = parse("name: d\ndelays:\n  pairs:\n    - {from: node0, to: node1, delay_ms: 5, both_ways: true}\n").unwrap();
+        let d = s.runs[0].delays.as_ref().unwrap();
+        assert_eq!(d.hosts.len(), 2);
+        let p = only_problem(
+            "name: d\ndelays:\n  pairs:\n    - {from: node0, to: node7, delay_ms: 5}\n",
+        );
+        assert!(p.starts_with("s.yaml:4:25: delays.pairs[0].to:"), "{p}");
     }
 
     #[test]
