@@ -1,0 +1,42 @@
+//! Every scenario shipped in scenarios/ is valid against the inventory it is written for.
+
+use std::path::Path;
+
+use orch::inventory::Inventory;
+use orch::scenario::Scenario;
+
+fn workspace(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+#[test]
+fn cloudlab_scenario_expands_to_both_leaders() {
+    let inv = Inventory::load(&workspace("inventory/cloudlab.yaml")).unwrap();
+    let s = Scenario::load(&workspace("scenarios/zk-leader-placement.yaml"), &inv).unwrap();
+    let leaders: Vec<_> = s
+        .runs
+        .iter()
+        .map(|r| r.zookeeper.as_ref().unwrap().leader.clone().unwrap())
+        .collect();
+    assert_eq!(leaders, ["node2", "node1"]);
+    let w = s.runs[0].workload.as_ref().unwrap();
+    assert_eq!((w.client.as_str(), w.threads), ("node0", 1));
+    assert_eq!(w.properties["updateproportion"], "0.9");
+    assert_eq!(s.runs[0].delays.as_ref().unwrap().hosts.len(), 5);
+}
+
+#[test]
+fn lab_scenario_fits_a_five_host_lab() {
+    let mut text = String::from("hosts:\n");
+    for i in 1..=5 {
+        text.push_str(&format!(
+            "  - name: host{i}\n    address: 10.0.{i}.2\n    experiment_ip: 10.0.{i}.2\n    \
+             roles: [zookeeper, replica, traffic{}]\n    zk_id: {i}\n",
+            if i == 1 { ", client" } else { "" }
+        ));
+    }
+    let inv = Inventory::parse(&text, Path::new("lab.yaml")).unwrap();
+    let s = Scenario::load(&workspace("scenarios/zk-leader-placement-lab.yaml"), &inv).unwrap();
+    assert_eq!(s.runs.len(), 2);
+    assert_eq!(s.runs[1].label(), "r02-leader=host2-rep1");
+}

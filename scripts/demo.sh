@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: the seed's ZooKeeper leader-placement experiment on a
+# local lab of 5 hosts (network namespaces with their own sshd; no cluster needed). Needs root.
+#
+#   sudo scripts/demo.sh            # results land in ./results/zk-leader-placement-lab/latest/
+#
+# Steps, each an ordinary orch command: install what is missing, build, `orch lab up`,
+# `orch setup` (orch-node + a ZooKeeper tarball made from Debian's package), `orch run` of
+# scenarios/zk-leader-placement-lab.yaml, `orch fetch-logs`, and `orch lab down` (always).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+cargo build --release -q -p orch
+orch=$PWD/target/release/orch
+work=$(mktemp -d /var/tmp/orch-demo.XXXXXX)
+export ORCH_LAB_DIR=$work/lab
+trap '"$orch" lab down --name demo; rm -rf "$work"' EXIT
+
+"$orch" lab up --hosts 5 --name demo -i "$work/lab.yaml"
+scripts/make-zk-tarball.sh "$work/zk.tar.gz"
+"$orch" -i "$work/lab.yaml" setup --zookeeper "$work/zk.tar.gz"
+"$orch" -i "$work/lab.yaml" run --scenario scenarios/zk-leader-placement-lab.yaml
+"$orch" -i "$work/lab.yaml" fetch-logs
