@@ -8,6 +8,7 @@ mod rtt;
 mod rtt_cmd;
 mod rtt_ebpf;
 mod rtt_source;
+mod stats;
 mod traffic;
 mod ycsb;
 
