@@ -14,8 +14,9 @@ export DEBIAN_FRONTEND=noninteractive
 # openssh-server: each lab host runs sshd. zookeeper + unzip: the ZooKeeper tarball the lab
 # installs (scripts/make-zk-tarball.sh). qemu-user-static: the aarch64 orch-node test.
 # nftables + iputils-ping: the delay emulator's tests. sudo: hosts with `sudo: true`.
+# fonts-dejavu-core: the font of the result plots' PNGs.
 packages="openssh-server openssh-client iproute2 procps coreutils sudo zookeeper unzip \
-qemu-user-static nftables iputils-ping llvm-22-dev"
+qemu-user-static nftables iputils-ping llvm-22-dev fonts-dejavu-core"
 missing=""
 for p in $packages; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

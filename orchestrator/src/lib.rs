@@ -13,6 +13,7 @@ pub mod lab;
 pub mod logs;
 pub mod net;
 pub mod output;
+pub mod plot;
 pub mod remote;
 pub mod report;
 pub mod run;

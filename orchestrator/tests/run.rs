@@ -110,6 +110,17 @@ fn shipped_lab_scenario_runs_both_leaders_and_cleans_up() {
             .count()
             == 3
     );
+    for plot in [
+        "latency.svg",
+        "latency.png",
+        "throughput.svg",
+        "throughput.png",
+    ] {
+        let size = std::fs::metadata(latest.join(plot))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(size > 1000, "{plot}: {size} bytes");
+    }
     assert_eq!(leftovers(&lab), "", "processes left on the hosts");
     let status = lab.orch(&["-i", inv, "status"]);
     assert!(text(&status.stdout)

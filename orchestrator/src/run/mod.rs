@@ -19,6 +19,7 @@ pub use hosts::RunHost;
 use crate::facts;
 use crate::inventory::{Host, Inventory};
 use crate::net;
+use crate::plot;
 use crate::remote::{Cmd, Conn};
 use crate::report::{self, RunResult};
 use crate::scenario::{RunSpec, Scenario, TrafficMode};
@@ -96,6 +97,20 @@ pub async fn run(
         }
     }
     let reports = report::write(&dir, scenario, &results)?;
+    let plotted: Vec<_> = results
+        .iter()
+        .zip(&reports)
+        .filter_map(|(r, rep)| {
+            let status = dir.path.join(&r.label).join("ycsb-run.status.txt");
+            rep.clone().map(|rep| (r.label.clone(), rep, status))
+        })
+        .collect();
+    if !plotted.is_empty() {
+        match plot::write_plots(&dir.path, &plotted) {
+            Ok(files) => eprintln!("plots: {}", files.len()),
+            Err(e) => eprintln!("warning: no plots: {e:#}"),
+        }
+    }
     Ok(RunOutcome {
         run_id,
         dir,
