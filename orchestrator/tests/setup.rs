@@ -5,41 +5,35 @@
 //! Every test makes its own lab and tears it down when it ends, also when an assertion fails.
 //! The first test to run builds orch-node (minutes); the others find it in the build cache.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{text, Lab};
+
 const ORCH: &str = env!("CARGO_BIN_EXE_orch");
 
-/// A lab made for one test; `Drop` runs `orch lab down`.
-struct Lab {
-    name: String,
-    dir: tempfile::TempDir,
-    inventory: PathBuf,
+/// What these tests do with a lab beyond `common::Lab`.
+trait SetupLab {
+    /// `orch ARGS...` for this lab, not yet started.
+    fn command(&self, args: &[&str]) -> Command;
+    /// Writes an inventory: the lab's plus `extra` (top-level sections), returns its path.
+    fn inventory_with(&self, extra: &str) -> PathBuf;
+    /// `orch -i INVENTORY setup ARGS...`
+    fn setup(&self, inventory: &Path, args: &[&str]) -> Output;
+    /// `orch exec --hosts HOST -- sh -c SCRIPT`: the host's stdout lines.
+    fn sh(&self, host: &str, script: &str) -> Vec<String>;
+    /// Host `i`'s orch directory, as seen from this machine (the lab mounts it over /root).
+    fn orch_dir(&self, i: usize) -> PathBuf;
+    /// Runs `argv` in host `i`'s mount namespace (where its sshd and sessions live).
+    fn in_mounts_of(&self, i: usize, argv: &[&str]);
+    /// Host `i`'s end of the bridge, where traffic to it can be shaped.
+    fn veth(&self, i: usize) -> String;
 }
 
-impl Lab {
-    fn up(name: &str, net: &str, hosts: usize) -> Lab {
-        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-        let inventory = dir.path().join("lab.yaml");
-        let lab = Lab {
-            name: name.to_string(),
-            dir,
-            inventory,
-        };
-        let inv = lab.inventory.to_str().unwrap().to_string();
-        let n = hosts.to_string();
-        let out = lab.orch(&[
-            "lab", "up", "--hosts", &n, "--name", name, "--net", net, "-i", &inv,
-        ]);
-        assert!(out.status.success(), "lab up failed: {}", text(&out.stderr));
-        lab
-    }
-
-    fn orch(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
+impl SetupLab for Lab {
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(ORCH);
         cmd.args(args)
@@ -48,7 +42,6 @@ impl Lab {
         cmd
     }
 
-    /// Writes an inventory: the lab's plus `extra` (top-level sections), returns its path.
     fn inventory_with(&self, extra: &str) -> PathBuf {
         let path = self.dir.path().join("setup.yaml");
         let lab = std::fs::read_to_string(&self.inventory).unwrap();
@@ -56,17 +49,14 @@ impl Lab {
         path
     }
 
-    /// `orch -i INVENTORY setup ARGS...`
     fn setup(&self, inventory: &Path, args: &[&str]) -> Output {
         let mut all = vec!["-i", inventory.to_str().unwrap(), "setup"];
         all.extend_from_slice(args);
         self.orch(&all)
     }
 
-    /// `orch -i INVENTORY exec --hosts HOST -- sh -c SCRIPT`: the host's stdout lines.
     fn sh(&self, host: &str, script: &str) -> Vec<String> {
-        let inv = self.inventory.to_str().unwrap();
-        let out = self.orch(&["-i", inv, "exec", "--hosts", host, "--", "sh", "-c", script]);
+        let out = self.exec(&["--hosts", host, "--", "sh", "-c", script]);
         assert!(
             out.status.success(),
             "{host}: `{script}` failed: {}",
@@ -79,24 +69,21 @@ impl Lab {
             .collect()
     }
 
-    /// Host `i`'s orch directory, as seen from this machine (the lab mounts it over /root).
     fn orch_dir(&self, i: usize) -> PathBuf {
         self.dir
             .path()
             .join(format!("state/{}/hosts/h{i}/home/.orch", self.name))
     }
 
-    /// Runs `argv` in host `i`'s mount namespace (where its sshd and sessions live).
     fn in_mounts_of(&self, i: usize, argv: &[&str]) {
-        let ns = format!("orch-{}-h{i}", self.name);
         let pids = Command::new("ip")
-            .args(["netns", "pids", &ns])
+            .args(["netns", "pids", &self.netns(i)])
             .output()
             .unwrap();
         let pid = text(&pids.stdout)
             .split_whitespace()
             .next()
-            .unwrap_or_else(|| panic!("no process in {ns}"))
+            .unwrap_or_else(|| panic!("no process in {}", self.netns(i)))
             .to_string();
         let status = Command::new("nsenter")
             .args(["-t", &pid, "-m", "--"])
@@ -111,25 +98,16 @@ impl Lab {
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let out = self.orch(&["lab", "down", "--name", &self.name]);
-        if !out.status.success() {
-            eprintln!("lab down failed: {}", text(&out.stderr));
-        }
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// A ZooKeeper tarball in Apache's layout, made from Debian's package.
 fn zk_tarball(dir: &Path) -> PathBuf {
     let out = dir.join("apache-zookeeper-3.8.0-bin.tar.gz");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-zk-tarball.sh");
-    let status = Command::new(script).arg(&out).status().unwrap();
-    assert!(status.success(), "make-zk-tarball.sh failed");
+    let made = Command::new(script).arg(&out).output().unwrap();
+    assert!(
+        made.status.success(),
+        "make-zk-tarball.sh failed: {}",
+        text(&made.stderr)
+    );
     out
 }
 
@@ -153,7 +131,7 @@ fn bytes_sent(out: &Output) -> u64 {
 
 #[test]
 fn cold_setup_installs_everything_and_a_rerun_only_verifies() {
-    let lab = Lab::up("seta", "10.231", 5);
+    let lab = Lab::up("seta", "10.225", 5);
     let zk = zk_tarball(lab.dir.path());
     let inv = lab.inventory_with(&format!("zookeeper:\n  tarball: {}\n", zk.display()));
 
@@ -180,7 +158,7 @@ fn cold_setup_installs_everything_and_a_rerun_only_verifies() {
     assert!(bytes_sent(&cold) > 5 * 8_000_000, "{shown}");
 
     let servers: Vec<String> = (1..=5)
-        .map(|j| format!("server.{j}=10.231.{j}.2:4888:5888"))
+        .map(|j| format!("server.{j}=10.225.{j}.2:4888:5888"))
         .collect();
     for i in 1..=5 {
         let host = format!("host{i}");
@@ -228,7 +206,7 @@ fn cold_setup_installs_everything_and_a_rerun_only_verifies() {
 
 #[test]
 fn an_interrupted_upload_leaves_nothing_and_the_next_setup_completes_it() {
-    let lab = Lab::up("setb", "10.232", 1);
+    let lab = Lab::up("setb", "10.226", 1);
     let zk = zk_tarball(lab.dir.path());
     let inv = lab.inventory_with(&format!("zookeeper:\n  tarball: {}\n", zk.display()));
     // Set up once and empty the host again: the build is done and cached, so the slow link
@@ -251,10 +229,10 @@ fn an_interrupted_upload_leaves_nothing_and_the_next_setup_completes_it() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let incoming = lab.orch_dir(1).join("artifacts/.incoming");
+    let artifacts = lab.orch_dir(1).join("artifacts");
     let started = Instant::now();
     let partial = loop {
-        let growing = std::fs::read_dir(&incoming)
+        let growing = std::fs::read_dir(&artifacts)
             .into_iter()
             .flatten()
             .flatten()
@@ -282,25 +260,18 @@ fn an_interrupted_upload_leaves_nothing_and_the_next_setup_completes_it() {
         "the upload was not interrupted halfway ({size} bytes)"
     );
 
-    let artifacts = lab.orch_dir(1).join("artifacts");
+    // Only hidden temporary names (`.orch-upload.<pid>`) may be left.
     let finished: Vec<String> = std::fs::read_dir(&artifacts)
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != ".incoming")
+        .filter(|n| !n.starts_with('.'))
         .collect();
     assert_eq!(
         finished,
         Vec::<String>::new(),
         "a file exists under a final name"
     );
-    let complete_uploads: Vec<String> = std::fs::read_dir(&incoming)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with(".orch-upload."))
-        .collect();
-    assert_eq!(complete_uploads, Vec::<String>::new());
     assert!(!lab.orch_dir(1).join("bin/orch-node").exists());
 
     tc(&["qdisc", "del", "dev", &veth, "root"]);
@@ -309,7 +280,7 @@ fn an_interrupted_upload_leaves_nothing_and_the_next_setup_completes_it() {
     assert!(bytes_sent(&again) > 8_000_000);
     for entry in std::fs::read_dir(&artifacts).unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name == ".incoming" {
+        if name.starts_with('.') {
             continue;
         }
         let (hash, _) = orch::artifacts::sha256_file(&entry.path()).unwrap();
@@ -326,7 +297,7 @@ fn an_interrupted_upload_leaves_nothing_and_the_next_setup_completes_it() {
 
 #[test]
 fn a_zookeeper_host_without_java_gets_a_clear_error_and_the_others_carry_on() {
-    let lab = Lab::up("setc", "10.233", 2);
+    let lab = Lab::up("setc", "10.227", 2);
     let zk = zk_tarball(lab.dir.path());
     let inv = lab.inventory_with(&format!("zookeeper:\n  tarball: {}\n", zk.display()));
     lab.in_mounts_of(2, &["mount", "-t", "tmpfs", "no-java", "/usr/lib/jvm"]);
@@ -351,7 +322,7 @@ fn a_zookeeper_host_without_java_gets_a_clear_error_and_the_others_carry_on() {
 
 #[test]
 fn an_aarch64_host_gets_an_aarch64_binary_that_runs_under_qemu() {
-    let lab = Lab::up("setd", "10.234", 2);
+    let lab = Lab::up("setd", "10.228", 2);
     let zk = zk_tarball(lab.dir.path());
     let inv = lab.inventory_with(&format!("zookeeper:\n  tarball: {}\n", zk.display()));
     // host2 says it is an aarch64 machine.
@@ -400,7 +371,7 @@ fn an_aarch64_host_gets_an_aarch64_binary_that_runs_under_qemu() {
 
 #[test]
 fn a_template_named_in_the_inventory_replaces_orchs_and_edits_are_rewritten() {
-    let lab = Lab::up("sete", "10.235", 2);
+    let lab = Lab::up("sete", "10.229", 2);
     let zk = zk_tarball(lab.dir.path());
     let template = lab.dir.path().join("my-zoo.cfg.tera");
     std::fs::write(
@@ -416,7 +387,7 @@ fn a_template_named_in_the_inventory_replaces_orchs_and_edits_are_rewritten() {
     let zoo = lab.orch_dir(2).join("conf/zoo.cfg");
     assert_eq!(
         std::fs::read_to_string(&zoo).unwrap(),
-        "# mine\nserver.1=10.235.1.2:2888:3888\nserver.2=10.235.2.2:2888:3888\n"
+        "# mine\nserver.1=10.229.1.2:2888:3888\nserver.2=10.229.2.2:2888:3888\n"
     );
 
     std::fs::write(&template, "# changed\n").unwrap();
@@ -439,7 +410,7 @@ fn a_template_named_in_the_inventory_replaces_orchs_and_edits_are_rewritten() {
 
 #[test]
 fn an_existing_zookeeper_installation_is_linked_not_pushed() {
-    let lab = Lab::up("setf", "10.236", 1);
+    let lab = Lab::up("setf", "10.230", 1);
     let existing = lab.dir.path().join("zk-install");
     std::fs::create_dir_all(existing.join("bin")).unwrap();
     std::fs::write(existing.join("bin/zkServer.sh"), "#!/bin/sh\n").unwrap();
@@ -468,7 +439,7 @@ fn an_existing_zookeeper_installation_is_linked_not_pushed() {
 
 #[test]
 fn a_missing_toolchain_piece_is_one_error_with_the_command_that_installs_it() {
-    let lab = Lab::up("setg", "10.237", 1);
+    let lab = Lab::up("setg", "10.238", 1);
     let zk = zk_tarball(lab.dir.path());
     let inv = lab.inventory_with(&format!("zookeeper:\n  tarball: {}\n", zk.display()));
     // A toolchain whose sysroot has no musl standard library and no rust-lld, and a build

@@ -103,6 +103,8 @@ pub enum Resolved {
 pub struct Planned {
     pub resolved: Resolved,
     pub install_as: &'static str,
+    /// Built by this call (not found up to date).
+    pub built: bool,
 }
 
 /// The musl target triple orch builds static binaries for.
@@ -153,6 +155,7 @@ pub fn resolve(
     }
     let mut out: Vec<(Arch, Vec<Planned>)> = archs.iter().map(|&a| (a, Vec::new())).collect();
     for (recipe, arch, state) in states {
+        let built = build && state.is_err();
         let resolved = match state {
             Ok(artifact) => Resolved::Ready(artifact),
             Err(reason) if !build => Resolved::Stale {
@@ -171,6 +174,7 @@ pub fn resolve(
         slot.1.push(Planned {
             resolved,
             install_as: recipe.install_as,
+            built,
         });
     }
     Ok(out)

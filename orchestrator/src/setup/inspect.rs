@@ -58,7 +58,7 @@ if cd {dir} 2>/dev/null; then
         for link in &self.links {
             let l = quote(link);
             s.push_str(&format!(
-                "  [ -L {l} ] && echo \"link={link}=$(readlink {l})\"\n"
+                "  [ -L {l} ] && printf 'link=%s=%s\\n' {l} \"$(readlink {l})\"\n"
             ));
         }
         if !self.files.is_empty() {
@@ -134,12 +134,12 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let orch = home.path().join("my orch");
         let zk = orch.join("zookeeper/apache-zookeeper-3.8.0-bin");
-        std::fs::create_dir_all(orch.join("artifacts/.incoming")).unwrap();
+        std::fs::create_dir_all(orch.join("artifacts")).unwrap();
         std::fs::create_dir_all(orch.join("bin")).unwrap();
         std::fs::create_dir_all(orch.join("conf")).unwrap();
         std::fs::create_dir_all(&zk).unwrap();
         std::fs::write(orch.join("artifacts/abc-orch-node"), "x").unwrap();
-        std::fs::write(orch.join("artifacts/.incoming/def-orch-node"), "half").unwrap();
+        std::fs::write(orch.join("artifacts/.orch-upload.123"), "half").unwrap();
         std::os::unix::fs::symlink("../artifacts/abc-orch-node", orch.join("bin/orch-node"))
             .unwrap();
         std::fs::write(orch.join("conf/zoo.cfg"), "abc").unwrap();

@@ -16,6 +16,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+
 use crate::artifacts::{self, Planned, Resolved, SourceTree};
 use crate::inventory::{Arch, Host, Inventory, Role};
 use crate::output::{table, Progress};
@@ -170,15 +172,15 @@ pub async fn run(
 
     let looked = look(hosts, install.as_ref(), opts.parallel).await;
     let mut archs: Vec<Arch> = Vec::new();
-    for (_, result) in looked.values() {
-        if let Ok(l) = result {
+    for host in hosts {
+        if let (_, Ok(l)) = &looked[&host.name] {
             if !archs.contains(&l.arch) {
                 archs.push(l.arch);
             }
         }
     }
     let planned = tokio::task::block_in_place(|| artifacts::resolve(&tree, &archs, !opts.dry_run))?;
-    let builds = build_lines(&planned, opts.dry_run);
+    let builds = build_lines(&planned);
 
     let mut plans: HashMap<String, Vec<plan::Action>> = HashMap::new();
     let mut outcomes: Vec<HostOutcome> = Vec::new();
@@ -212,7 +214,7 @@ pub async fn run(
     }
 
     if !opts.dry_run {
-        apply(hosts, &plans, &mut outcomes, opts.parallel).await;
+        apply(hosts, &plans, &mut outcomes, opts.parallel).await?;
     }
     Ok(Summary {
         dry_run: opts.dry_run,
@@ -358,7 +360,7 @@ fn pushed_bytes(actions: &[plan::Action]) -> u64 {
         .sum()
 }
 
-fn build_lines(planned: &[(Arch, Vec<Planned>)], dry_run: bool) -> Vec<String> {
+fn build_lines(planned: &[(Arch, Vec<Planned>)]) -> Vec<String> {
     let mut lines = Vec::new();
     for (arch, list) in planned {
         for p in list {
@@ -367,7 +369,7 @@ fn build_lines(planned: &[(Arch, Vec<Planned>)], dry_run: bool) -> Vec<String> {
                     "build  {} for {}: {} ({}, {})",
                     a.name,
                     arch.as_str(),
-                    if dry_run { "up to date" } else { "ready" },
+                    if p.built { "built" } else { "up to date" },
                     a.short_hash(),
                     human_bytes(a.len)
                 ),
@@ -383,24 +385,42 @@ fn build_lines(planned: &[(Arch, Vec<Planned>)], dry_run: bool) -> Vec<String> {
     lines
 }
 
-/// The second pass, on the hosts that need changes: uploads, then the setup script.
+/// The second pass, on the hosts that need changes: uploads (a host's in parallel), then the
+/// setup script. Every file to push is read once and checked against its hash first.
 async fn apply(
     hosts: &[&Host],
     plans: &HashMap<String, Vec<plan::Action>>,
     outcomes: &mut [HostOutcome],
     parallel: usize,
-) {
+) -> anyhow::Result<()> {
     let todo: Vec<&Host> = hosts
         .iter()
         .copied()
         .filter(|h| plans.get(&h.name).is_some_and(|p| !p.is_empty()))
         .collect();
     if todo.is_empty() {
-        return;
+        return Ok(());
+    }
+    let mut contents: HashMap<&str, Vec<u8>> = HashMap::new();
+    for action in todo.iter().flat_map(|h| &plans[&h.name]) {
+        if let plan::Action::Push(a) = action {
+            if !contents.contains_key(a.sha256.as_str()) {
+                let bytes = std::fs::read(&a.path)
+                    .with_context(|| format!("cannot read {}", a.path.display()))?;
+                if artifacts::sha256_bytes(&bytes) != a.sha256 {
+                    anyhow::bail!(
+                        "{} changed while orch setup ran; run it again",
+                        a.path.display()
+                    );
+                }
+                contents.insert(&a.sha256, bytes);
+            }
+        }
     }
     let total: u64 = todo.iter().map(|h| pushed_bytes(&plans[&h.name])).sum();
     let progress = Progress::bytes("push", todo.len(), total);
     let bar = &progress;
+    let contents = &contents;
     let dirs: HashMap<&str, &str> = todo
         .iter()
         .map(|h| (h.name.as_str(), h.orch_dir.as_str()))
@@ -409,12 +429,18 @@ async fn apply(
     let results = remote::each(&todo, parallel, &progress, |conn| async move {
         let actions = &plans[conn.host()];
         let orch_dir = dirs[conn.host()];
-        let mut sent = 0;
-        for action in actions {
-            if let plan::Action::Push(artifact) = action {
-                sent += push::push(&conn, orch_dir, artifact, bar).await?;
-            }
-        }
+        let conn = &conn;
+        let uploads = actions.iter().filter_map(|action| match action {
+            plan::Action::Push(a) => Some(push::push(
+                conn,
+                orch_dir,
+                a,
+                &contents[a.sha256.as_str()],
+                bar,
+            )),
+            _ => None,
+        });
+        let sent: u64 = futures::future::try_join_all(uploads).await?.iter().sum();
         let out = conn
             .run(&Cmd::script(&plan::script(orch_dir, actions)))
             .await?;
@@ -444,6 +470,7 @@ async fn apply(
             Err(e) => outcome.result = Err(e.to_string()),
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

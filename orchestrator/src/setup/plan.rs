@@ -5,7 +5,6 @@
 //!
 //! ```text
 //! artifacts/<sha256>-<name>         immutable, content addressed
-//! artifacts/.incoming/              uploads land here; moved out once their hash checks out
 //! bin/orch-node -> ../artifacts/<sha256>-orch-node
 //! zookeeper/apache-zookeeper-<v>-bin/   unpacked from the pushed tarball (.orch-tarball = its hash)
 //! zookeeper/current -> apache-zookeeper-<v>-bin (or the inventory's install_dir)
@@ -18,8 +17,6 @@ use crate::remote::quote::{path, quote};
 use super::inspect::Observed;
 use super::zookeeper::Install;
 
-/// Where uploads go before their hash is checked on the host.
-pub const INCOMING: &str = "artifacts/.incoming";
 /// The link to the ZooKeeper installation, whichever way it was installed.
 pub const ZOOKEEPER_LINK: &str = "zookeeper/current";
 
@@ -35,7 +32,7 @@ pub struct Wanted<'a> {
 /// One change to a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Upload to `artifacts/.incoming/`, then move into `artifacts/` once the hash matches.
+    /// Upload to `artifacts/<sha256>-<name>`.
     Push(Artifact),
     /// Dry run only: this artifact would be built, then pushed and linked.
     Build { name: String, reason: String },
@@ -164,23 +161,10 @@ pub fn actions(wanted: &Wanted, observed: &Observed) -> Vec<Action> {
 }
 
 /// The script that carries out every action but the uploads (which must have happened), in
-/// the orch directory: check and move uploads into place, unpack, link, write. `set -e`: it
-/// stops at the first failure, and every step leaves a complete old or new state behind.
+/// the orch directory: unpack, link, write. `set -e`: it stops at the first failure, and every
+/// step leaves a complete old or new state behind.
 pub fn script(orch_dir: &str, actions: &[Action]) -> String {
     let mut s = format!("set -e\nmkdir -p {d}\ncd {d}\n", d = path(orch_dir));
-    for action in actions {
-        if let Action::Push(a) = action {
-            let incoming = quote(&format!("{INCOMING}/{}", a.remote_name()));
-            let done = quote(&format!("artifacts/{}", a.remote_name()));
-            s.push_str(&format!(
-                "if [ \"$(sha256sum < {incoming} | cut -c1-64)\" != {sha} ]; then \
-                 rm -f {incoming}; echo \"{name}: the upload does not hash to {sha}; run orch setup again\" >&2; exit 1; fi\n\
-                 mv -f {incoming} {done}\n",
-                sha = quote(&a.sha256),
-                name = a.name.replace(['"', '$', '`', '\\'], "_"),
-            ));
-        }
-    }
     for action in actions {
         if let Action::Unpack { artifact, dir } = action {
             let tarball = quote(&format!("artifacts/{}", artifact.remote_name()));
@@ -190,13 +174,16 @@ pub fn script(orch_dir: &str, actions: &[Action]) -> String {
                 "rm -rf zookeeper/.unpack zookeeper/.old\n\
                  mkdir -p zookeeper/.unpack\n\
                  tar -xzf {tarball} -C zookeeper/.unpack\n\
-                 if [ ! -f {fresh}/bin/zkServer.sh ]; then echo \"{tar_name} has no {dir}/bin/zkServer.sh\" >&2; exit 1; fi\n\
+                 if [ ! -f {fresh}/bin/zkServer.sh ]; then echo {missing} >&2; exit 1; fi\n\
                  echo {sha} > {fresh}/.orch-tarball\n\
                  if [ -e {target} ]; then mv {target} zookeeper/.old; fi\n\
                  mv {fresh} {target}\n\
                  rm -rf zookeeper/.unpack zookeeper/.old\n",
                 sha = quote(&artifact.sha256),
-                tar_name = artifact.name,
+                missing = quote(&format!(
+                    "{} has no {dir}/bin/zkServer.sh: not a ZooKeeper binary tarball",
+                    artifact.name
+                )),
             ));
         }
     }
@@ -259,6 +246,7 @@ mod tests {
         vec![Planned {
             resolved: Resolved::Ready(artifact("orch-node", content)),
             install_as: "bin/orch-node",
+            built: false,
         }]
     }
 
@@ -343,10 +331,10 @@ mod tests {
 
     /// Runs the script of `actions` for real in a temporary home, after "uploading" the pushes.
     fn apply(home: &std::path::Path, actions: &[Action], uploads: &[(&Artifact, &[u8])]) -> bool {
-        let incoming = home.join(".orch").join(INCOMING);
-        std::fs::create_dir_all(&incoming).unwrap();
+        let artifacts = home.join(".orch/artifacts");
+        std::fs::create_dir_all(&artifacts).unwrap();
         for (a, bytes) in uploads {
-            std::fs::write(incoming.join(a.remote_name()), bytes).unwrap();
+            std::fs::write(artifacts.join(a.remote_name()), bytes).unwrap();
         }
         Command::new("sh")
             .arg("-c")
@@ -378,7 +366,6 @@ mod tests {
             std::fs::read_to_string(orch.join("conf/zoo.cfg")).unwrap(),
             "it's $HOME `x`\n"
         );
-        assert!(!orch.join(INCOMING).join(a.remote_name()).exists());
 
         let v2 = self::node("binary v2");
         let b = node_artifact(&v2);
@@ -389,17 +376,79 @@ mod tests {
                 target: link_target("bin/orch-node", b),
             },
         ];
-        assert!(!apply(home.path(), &relink, &[(b, b"corrupted")]));
-        assert!(!orch.join("artifacts").join(b.remote_name()).exists());
-        assert!(!orch.join(INCOMING).join(b.remote_name()).exists());
-        assert_eq!(
-            std::fs::read(orch.join("bin/orch-node")).unwrap(),
-            b"binary v1"
-        );
         assert!(apply(home.path(), &relink, &[(b, b"binary v2")]));
         assert_eq!(
             std::fs::read(orch.join("bin/orch-node")).unwrap(),
             b"binary v2"
+        );
+        assert!(orch.join("artifacts").join(a.remote_name()).is_file());
+    }
+
+    /// A gzipped tarball of `files` (path, content), made with the system's tar.
+    fn tarball(dir: &std::path::Path, files: &[(&str, &str)]) -> Artifact {
+        let tree = dir.join("tree");
+        for (file, content) in files {
+            let path = tree.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
+        let out = dir.join("zk.tar.gz");
+        let status = Command::new("tar")
+            .arg("-czf")
+            .arg(&out)
+            .arg("-C")
+            .arg(&tree)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::remove_dir_all(&tree).unwrap();
+        Artifact::from_file("apache-zookeeper-9.9-bin.tar.gz", &out, false).unwrap()
+    }
+
+    #[test]
+    fn zookeeper_is_unpacked_whole_or_not_at_all() {
+        let home = tempfile::tempdir().unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let dir = "apache-zookeeper-9.9-bin".to_string();
+        let good = tarball(
+            work.path(),
+            &[("apache-zookeeper-9.9-bin/bin/zkServer.sh", "v1")],
+        );
+        let install = Install::Tarball {
+            artifact: good.clone(),
+            dir: dir.clone(),
+        };
+        let wanted = Wanted {
+            artifacts: &[],
+            zookeeper: Some(&install),
+            files: vec![],
+        };
+        let todo = actions(&wanted, &Observed::default());
+        let bytes = std::fs::read(&good.path).unwrap();
+        assert!(apply(home.path(), &todo, &[(&good, &bytes)]));
+        let zk = home.path().join(".orch/zookeeper");
+        assert_eq!(
+            std::fs::read_to_string(zk.join("current/bin/zkServer.sh")).unwrap(),
+            "v1"
+        );
+        assert_eq!(
+            std::fs::read_to_string(zk.join(format!("{dir}/.orch-tarball"))).unwrap(),
+            format!("{}\n", good.sha256)
+        );
+
+        let work = tempfile::tempdir().unwrap();
+        let bad = tarball(work.path(), &[("apache-zookeeper-9.9-bin/README", "x")]);
+        let unpack = vec![Action::Unpack {
+            artifact: bad.clone(),
+            dir: dir.clone(),
+        }];
+        let bytes = std::fs::read(&bad.path).unwrap();
+        assert!(!apply(home.path(), &unpack, &[(&bad, &bytes)]));
+        assert_eq!(
+            std::fs::read_to_string(zk.join("current/bin/zkServer.sh")).unwrap(),
+            "v1",
+            "a broken tarball replaced the installation"
         );
     }
 

@@ -5,39 +5,34 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::plan::INCOMING;
 use crate::artifacts::Artifact;
 use crate::output::Progress;
 use crate::remote::{Conn, RemoteError};
 
-/// Uploads `artifact` to `<orch_dir>/artifacts/.incoming/` (atomically: a broken transfer
-/// leaves nothing under that name either); the setup script checks its hash and moves it into
-/// `artifacts/`. Returns the bytes sent.
+/// Uploads `bytes` (the content of `artifact`, hashed when they were read) to
+/// `<orch_dir>/artifacts/<sha256>-<name>`. `Conn::upload` writes a temporary name and renames
+/// it only once every byte arrived (and SSH's MAC vouches for each of them), so the final name
+/// never holds anything but exactly these bytes. Returns the bytes sent.
 pub async fn push(
     conn: &Conn,
     orch_dir: &str,
     artifact: &Artifact,
+    bytes: &[u8],
     progress: &Progress,
 ) -> Result<u64, RemoteError> {
-    let file = tokio::fs::File::open(&artifact.path)
-        .await
-        .map_err(|e| RemoteError::Command {
-            host: conn.host().to_string(),
-            command: format!("upload of {}", artifact.path.display()),
-            reason: format!("cannot read it on this machine: {e}"),
-        })?;
     let remote = format!(
-        "{}/{INCOMING}/{}",
+        "{}/artifacts/{}",
         orch_dir.trim_end_matches('/'),
         artifact.remote_name()
     );
     let mode = if artifact.executable { 0o755 } else { 0o644 };
     let reader = Counting {
-        inner: file,
+        inner: bytes,
         progress,
     };
-    conn.upload(reader, artifact.len, &remote, mode).await?;
-    Ok(artifact.len)
+    conn.upload(reader, bytes.len() as u64, &remote, mode)
+        .await?;
+    Ok(bytes.len() as u64)
 }
 
 /// A reader that reports how much passed through it.
