@@ -12,65 +12,22 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use orch::facts;
 use orch::inventory::Inventory;
 use orch::net::{self, DelaySpec};
 
-const ORCH: &str = env!("CARGO_BIN_EXE_orch");
+mod common;
+
+use common::{text, Lab};
 
 /// One-way delays of the matrix, both ways: (from, to, ms).
 const MATRIX: [(usize, usize, f64); 3] = [(1, 2, 5.0), (1, 3, 20.0), (2, 3, 40.0)];
 
-/// A lab made for one test; `Drop` runs `orch lab down`.
-struct Lab {
-    name: String,
-    net: String,
-    dir: tempfile::TempDir,
-    inventory: PathBuf,
-}
-
+/// What the delay tests need to look at on the lab's hosts.
 impl Lab {
-    fn up(name: &str, net: &str, hosts: usize) -> Lab {
-        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-        let inventory = dir.path().join("lab.yaml");
-        let lab = Lab {
-            name: name.into(),
-            net: net.into(),
-            dir,
-            inventory,
-        };
-        let out = lab.orch(&[
-            "lab",
-            "up",
-            "--hosts",
-            &hosts.to_string(),
-            "--name",
-            name,
-            "--net",
-            net,
-            "-i",
-            lab.inventory.to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "lab up failed: {}", text(&out.stderr));
-        lab
-    }
-
-    fn orch(&self, args: &[&str]) -> Output {
-        Command::new(ORCH)
-            .args(args)
-            .env("ORCH_LAB_DIR", self.dir.path().join("state"))
-            .env_remove("ORCH_INVENTORY")
-            .output()
-            .unwrap()
-    }
-
-    fn ns(&self, i: usize) -> String {
-        format!("orch-{}-h{i}", self.name)
-    }
-
     fn ip(&self, i: usize) -> IpAddr {
         format!("{}.{i}.2", self.net).parse().unwrap()
     }
@@ -81,7 +38,7 @@ impl Lab {
             .args([
                 "netns",
                 "exec",
-                &self.ns(a),
+                &self.netns(a),
                 "ping",
                 "-n",
                 "-W",
@@ -109,7 +66,7 @@ impl Lab {
     /// The nftables tables of host `i`.
     fn tables(&self, i: usize) -> String {
         let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns(i), "nft", "list", "tables"])
+            .args(["netns", "exec", &self.netns(i), "nft", "list", "tables"])
             .output()
             .unwrap();
         assert!(out.status.success(), "nft: {}", text(&out.stderr));
@@ -119,7 +76,7 @@ impl Lab {
     /// SIGKILLs every `orch-node` process of host `i`.
     fn kill_emulator(&self, i: usize) {
         let pids = Command::new("ip")
-            .args(["netns", "pids", &self.ns(i)])
+            .args(["netns", "pids", &self.netns(i)])
             .output()
             .unwrap();
         let mut killed = 0;
@@ -132,19 +89,6 @@ impl Lab {
         }
         assert_eq!(killed, 1, "host{i} should run exactly one emulator");
     }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let out = self.orch(&["lab", "down", "--name", &self.name]);
-        if !out.status.success() {
-            eprintln!("lab down failed: {}", text(&out.stderr));
-        }
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// Builds `orch-node` into the target directory of this test and returns its path.
@@ -192,7 +136,7 @@ fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
 /// `ss -ti` reports it on host `a`.
 fn tcp_srtt(lab: &Lab, a: usize, b: usize, rounds: usize) -> f64 {
     let server_ip = lab.ip(b);
-    let listener = in_netns(&lab.ns(b), || TcpListener::bind((server_ip, 0)).unwrap());
+    let listener = in_netns(&lab.netns(b), || TcpListener::bind((server_ip, 0)).unwrap());
     let addr: SocketAddr = listener.local_addr().unwrap();
     let echo = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
@@ -203,7 +147,7 @@ fn tcp_srtt(lab: &Lab, a: usize, b: usize, rounds: usize) -> f64 {
             }
         }
     });
-    let mut client = in_netns(&lab.ns(a), || TcpStream::connect(addr).unwrap());
+    let mut client = in_netns(&lab.netns(a), || TcpStream::connect(addr).unwrap());
     client.set_nodelay(true).unwrap();
     let local = client.local_addr().unwrap();
     let mut buf = [7u8; 64];
@@ -213,7 +157,7 @@ fn tcp_srtt(lab: &Lab, a: usize, b: usize, rounds: usize) -> f64 {
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = Command::new("ip")
-        .args(["netns", "exec", &lab.ns(a), "ss", "-tin", "src"])
+        .args(["netns", "exec", &lab.netns(a), "ss", "-tin", "src"])
         .arg(local.to_string())
         .output()
         .unwrap();
