@@ -3,9 +3,13 @@
 //! independently of the emulator). Every test makes its own namespaces, with its own names, and
 //! removes them (and its emulator) when it ends, also when an assertion fails.
 
+mod poll;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use poll::wait_for;
 
 const NODE: &str = env!("CARGO_BIN_EXE_orch-node");
 
@@ -143,19 +147,6 @@ fn run(argv: &[&str]) {
         "{argv:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn mean(xs: &[f64]) -> f64 {

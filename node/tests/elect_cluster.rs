@@ -1,6 +1,7 @@
 //! Five real `orch-node elect` processes talking UDP on 127.0.0.2-6.
 
 mod common;
+mod poll;
 
 use std::collections::BTreeMap;
 use std::net::UdpSocket;

@@ -1,11 +1,15 @@
 //! `orch-node proc`: detached start, exact stop, status and wait, through the built binary.
 
+mod poll;
+
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use poll::wait_for;
 
 const BIN: &str = env!("CARGO_BIN_EXE_orch-node");
 
@@ -99,19 +103,6 @@ fn in_group(pgid: i32, name: &str) -> Vec<(i32, u64)> {
         }
     }
     v
-}
-
-fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// SIGKILLs the recorded (pid, start time) pairs still running when dropped, so a failing
