@@ -4,7 +4,7 @@
 //! This module is the runtime: it owns the socket, clocks and RTT sources, feeds the pure
 //! [`replica::Replica`] and carries out what it asks for.
 
-pub mod config;
+pub use orch_common::replica as config;
 pub mod events;
 pub mod net;
 pub mod penalty;

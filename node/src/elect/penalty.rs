@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+pub use orch_common::events::Rejection;
 
 /// Weight of the excess latency over [`PENALTY_THRESHOLD_MS`].
 pub const PENALTY_WEIGHT: f64 = 1.0;
@@ -52,22 +52,6 @@ pub fn best_replacement(scores: &[Option<f64>], leader: usize) -> Option<usize> 
         .filter_map(|(j, s)| s.map(|s| (j, s)))
         .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
         .map(|(j, _)| j)
-}
-
-/// Why a replica holding a majority of petitions did not start an election.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "why")]
-pub enum Rejection {
-    /// This replica is not in `eligibleLeaders`.
-    NotEligible,
-    /// No latency measurement to the petitioner yet.
-    UnknownLatency { petitioner: usize },
-    /// This replica is farther from the petitioner than the petitioner is from the leader.
-    Farther {
-        petitioner: usize,
-        mine_ms: f64,
-        theirs_ms: f64,
-    },
 }
 
 /// Petitions collected for this replica in one term against one leader.

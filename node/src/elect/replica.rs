@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
 
 use super::config::Config;
 use super::events::{ElectionReason, Event};
@@ -15,19 +14,7 @@ use super::penalty::{best_replacement, penalty_score, rank, Petitions, Rejection
 use super::timeout::TimeoutPolicy;
 use super::wire::{Envelope, Message};
 use crate::rtt::RttHistory;
-
-/// Raft roles.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Follows a leader and times out when it goes quiet.
-    #[default]
-    Follower,
-    /// Asks for votes.
-    Candidate,
-    /// Sends heartbeats.
-    Leader,
-}
+pub use orch_common::events::Role;
 
 /// Something the runtime must do on the replica's behalf.
 #[derive(Debug, Clone, PartialEq)]
@@ -496,6 +483,10 @@ impl Replica {
             safety_margin_ms: armed.safety_margin_ms,
             rank,
             doubled,
+            srtt_ms: armed.rtt.map(|r| r.srtt_ms),
+            rttvar_ms: armed.rtt.map(|r| r.rttvar_ms),
+            rtt_bound_ms: armed.rtt.map(|r| r.bound_ms),
+            heartbeat_margin_ms: armed.rtt.map(|r| r.heartbeat_margin_ms),
         });
     }
 }

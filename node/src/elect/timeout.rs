@@ -7,25 +7,10 @@
 
 use crate::stats::normal_quantile;
 use rand::{Rng, RngExt};
-use serde::{Deserialize, Serialize};
 
-use super::config::{Config, FdMode};
+use super::config::{jacobson_bound_ms, Config, FdMode};
 use crate::rtt::RttHistory;
-
-/// Jacobson's bound is capped here (ms), as in the prototype.
-pub const JACOBSON_CAP_MS: f64 = 800.0;
-
-/// Why an RTT-based mode used the raft bounds instead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Fallback {
-    /// No leader is known yet (start-up, candidates).
-    NoLeader,
-    /// The RTT source has nothing for the path to the leader.
-    NoRttSamples,
-    /// A confidence interval needs at least two samples.
-    TooFewRttSamples,
-}
+pub use orch_common::events::Fallback;
 
 /// One armed election timeout, as reported in `timeout_armed` events.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,6 +21,21 @@ pub struct Armed {
     pub fallback: Option<Fallback>,
     /// The safety-margin part of `ms`, for RTT-based modes.
     pub safety_margin_ms: Option<f64>,
+    /// What an RTT-based mode computed from: the leader path's latest sample and the bound.
+    pub rtt: Option<RttInputs>,
+}
+
+/// The RTT figures an RTT-based timeout was computed from, ms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RttInputs {
+    /// Latest srtt of the path to the leader.
+    pub srtt_ms: f64,
+    /// Latest rttvar of that path.
+    pub rttvar_ms: f64,
+    /// Jacobson: srtt + 4 rttvar (capped); CI: the upper end of the interval.
+    pub bound_ms: f64,
+    /// The heartbeat-interval margin added to half the bound.
+    pub heartbeat_margin_ms: f64,
 }
 
 /// The timeout parameters of the config.
@@ -78,6 +78,7 @@ impl TimeoutPolicy {
             ms: uniform(rng, self.lower_ms, self.upper_ms),
             fallback,
             safety_margin_ms: None,
+            rtt: None,
         };
         if self.mode == FdMode::Raft {
             return raft(rng, None);
@@ -88,11 +89,11 @@ impl TimeoutPolicy {
         let Some(path) = leader_path.filter(|h| !h.is_empty()) else {
             return raft(rng, Some(Fallback::NoRttSamples));
         };
+        let Some(latest) = path.latest() else {
+            return raft(rng, Some(Fallback::NoRttSamples));
+        };
         let rtt_bound_ms = match self.mode {
-            FdMode::Jacobson => match path.latest() {
-                Some(s) => jacobson_bound_ms(s.srtt_us, s.rttvar_us),
-                None => return raft(rng, Some(Fallback::NoRttSamples)),
-            },
+            FdMode::Jacobson => jacobson_bound_ms(latest.srtt_us, latest.rttvar_us),
             _ => match ci_upper_ms(path.srtt_ms(), self.confidence) {
                 Some(v) => v,
                 None => return raft(rng, Some(Fallback::TooFewRttSamples)),
@@ -103,6 +104,12 @@ impl TimeoutPolicy {
             ms: rtt_bound_ms / 2.0 + self.heartbeat_margin_ms + safety,
             fallback: None,
             safety_margin_ms: Some(safety),
+            rtt: Some(RttInputs {
+                srtt_ms: latest.srtt_us / 1000.0,
+                rttvar_ms: latest.rttvar_us / 1000.0,
+                bound_ms: rtt_bound_ms,
+                heartbeat_margin_ms: self.heartbeat_margin_ms,
+            }),
         }
     }
 }
@@ -119,11 +126,6 @@ fn uniform(rng: &mut impl Rng, lo: f64, hi: f64) -> f64 {
 pub fn safety_margin(lower_ms: f64, step_ms: f64, rank: usize, rng: &mut impl Rng) -> f64 {
     let lo = lower_ms + step_ms * rank as f64;
     uniform(rng, lo, lo + step_ms)
-}
-
-/// Jacobson's retransmission bound srtt + 4*rttvar, in ms, capped at [`JACOBSON_CAP_MS`].
-pub fn jacobson_bound_ms(srtt_us: f64, rttvar_us: f64) -> f64 {
-    ((srtt_us + 4.0 * rttvar_us) / 1000.0).min(JACOBSON_CAP_MS)
 }
 
 /// Upper bound of the two-sided confidence interval of the mean of `samples` at `confidence`
@@ -190,7 +192,10 @@ mod tests {
     #[test]
     fn jacobson_uses_latest_sample_and_caps() {
         assert_eq!(jacobson_bound_ms(20_000.0, 5_000.0), 40.0);
-        assert_eq!(jacobson_bound_ms(700_000.0, 100_000.0), JACOBSON_CAP_MS);
+        assert_eq!(
+            jacobson_bound_ms(700_000.0, 100_000.0),
+            orch_common::replica::JACOBSON_CAP_MS
+        );
         let p = policy("Jacobson");
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let h = history(&[50.0, 20.0], 5.0);

@@ -1,7 +1,9 @@
 //! The replica's YAML configuration: the prototype's `replica:` fields plus our additions.
 //!
 //! Every replica of an experiment reads the same file and picks its own address with `--id`,
-//! so per-replica values (the event log path) take an `{id}` placeholder.
+//! so per-replica values (the event log path) take an `{id}` placeholder. orch builds this
+//! struct from a scenario's `election.config` ([`Config::from_json`]) and writes it with serde;
+//! `orch-node elect` reads it back ([`Config::load`]): one definition, one validation.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,13 +12,22 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Jacobson mode caps srtt + 4 rttvar at this many ms, as the prototype did.
+pub const JACOBSON_CAP_MS: f64 = 800.0;
+
+/// Jacobson's retransmission bound srtt + 4*rttvar, in ms, capped at [`JACOBSON_CAP_MS`]. The
+/// replica arms half of it plus the margins; the analysis applies it to measured medians.
+pub fn jacobson_bound_ms(srtt_us: f64, rttvar_us: f64) -> f64 {
+    ((srtt_us + 4.0 * rttvar_us) / 1000.0).min(JACOBSON_CAP_MS)
+}
 
 /// The whole configuration file; only the `replica:` section exists.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct File {
-    replica: Config,
+pub struct File {
+    pub replica: Config,
 }
 
 /// How a follower computes its election timeout (`fdMode`).
@@ -32,7 +43,8 @@ pub enum FdMode {
 }
 
 impl FdMode {
-    fn parse(s: &str) -> Option<Self> {
+    /// `raft`, `Jacobson`, `CI`, in any case.
+    pub fn parse(s: &str) -> Option<Self> {
         match s.to_ascii_lowercase().as_str() {
             "raft" => Some(Self::Raft),
             "jacobson" => Some(Self::Jacobson),
@@ -63,7 +75,7 @@ fn fd_mode<'de, D: Deserializer<'de>>(d: D) -> Result<FdMode, D::Error> {
 }
 
 /// The `replica:` section. Field names follow the prototype's YAML; units are in docs/elect.md.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Config {
     /// Experiment address of every replica; `--id N` picks `ips[N]`.
@@ -211,12 +223,31 @@ impl Config {
             );
             anyhow::anyhow!("{at}: invalid replica config\n{rendered}")
         })?;
-        file.replica.validate(source)?;
+        if let Err(msg) = file.replica.validate() {
+            bail!("{source}: {msg}");
+        }
         Ok(file.replica)
     }
 
-    fn validate(&self, source: &str) -> Result<()> {
-        let bad = |msg: String| -> Result<()> { bail!("{source}: {msg}") };
+    /// Builds a config from the JSON form of the `replica:` section (field names as in the
+    /// file) and validates it; the error is serde's or the validation's message.
+    pub fn from_json(value: serde_json::Value) -> std::result::Result<Self, String> {
+        let c: Config = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// The whole file (`replica:` and this section) as YAML text, as `orch-node elect` reads it.
+    pub fn to_file_text(&self) -> String {
+        let file = File {
+            replica: self.clone(),
+        };
+        serde_json::to_string_pretty(&file).expect("a config serializes")
+    }
+
+    /// Checks what serde cannot: ranges and relations between fields.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let bad = |msg: String| -> std::result::Result<(), String> { Err(msg) };
         if self.ips.is_empty() {
             return bad("`ips` is empty: list the experiment address of every replica".into());
         }

@@ -1,0 +1,11 @@
+//! What orch computes from the outputs of a run, on the controller (no host needed):
+//!
+//! - [`elect`]: the replicas' event logs -> leaders per term, time to first leader, detection
+//!   and failover times, false positives, petitions, armed timeouts next to measured RTTs
+//!   (the original's count_leader.py, detection_time_analysis.py and extract_failure.py).
+//! - [`stats`]: repetitions of a matrix cell -> n, mean, stddev, Student-t confidence interval.
+//!
+//! `orch-node elect-summary` prints the same [`elect::Summary`] for logs at hand.
+
+pub mod elect;
+pub mod stats;

@@ -1,0 +1,11 @@
+//! What `orch` and `orch-node` must agree on, defined once (the pattern of `bpf/rtt-common`):
+//!
+//! - [`replica`]: the replica's configuration (`orch-node elect --config`), which orch builds
+//!   from a scenario's `election:` section and the inventory, and orch-node reads.
+//! - [`events`]: the records of the replica's JSON-lines event log, which orch-node writes and
+//!   the analysis (`orch-analysis`, used by orch and `orch-node elect-summary`) reads.
+//!
+//! Nothing here does I/O beyond parsing text it is handed.
+
+pub mod events;
+pub mod replica;
