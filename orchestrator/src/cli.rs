@@ -49,6 +49,9 @@ enum Command {
     Run(RunArgs),
     /// Show each ZooKeeper server's mode and what runs left alive on the hosts.
     Status(Selection),
+    /// Recompute summaries, cells and plots of stored results (no host needed); with several
+    /// directories, also their cells side by side.
+    Report(ReportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -62,6 +65,17 @@ struct RunArgs {
     /// Validate the scenario and print the runs it expands to; touch no host.
     #[arg(long)]
     dry_run: bool,
+    /// Continue run ID of this scenario (after Ctrl-C, an error or a crash): its finished runs
+    /// are kept, the others run again.
+    #[arg(long, value_name = "RUN_ID")]
+    resume: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// Results directories of `orch run` (results/<scenario>/<run-id>).
+    #[arg(required = true, value_name = "RESULTS_DIR")]
+    dirs: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -228,24 +242,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let opts = crate::run::RunOptions {
                 results: args.results,
+                resume: args.resume,
             };
             let outcome = runtime()?.block_on(crate::run::run(&inv, &scenario, &opts))?;
-            println!(
-                "{}",
-                crate::report::table(&outcome.results, &outcome.reports)
-            );
+            print_results(&outcome.results, &outcome.reports, &outcome.cells);
             println!(
                 "run {}: results in {}",
                 outcome.run_id,
                 outcome.dir.path.display()
             );
-            match outcome.failure {
-                Some(f) => {
-                    eprintln!("error: {f}");
-                    Ok(ExitCode::FAILURE)
-                }
-                None => Ok(ExitCode::SUCCESS),
+            for f in &outcome.failures {
+                eprintln!("error: {f}");
             }
+            if outcome.interrupted {
+                eprintln!(
+                    "interrupted: continue with `orch run --scenario {} --resume {}`",
+                    args.scenario.display(),
+                    outcome.run_id
+                );
+            }
+            Ok(status(outcome.failures.is_empty() && !outcome.interrupted))
+        }
+        Command::Report(args) => {
+            let mut stored = Vec::new();
+            for dir in &args.dirs {
+                let s = crate::results::stored::load(dir)?;
+                let cells = crate::results::stored::rewrite(&s)?;
+                println!("== {}", dir.display());
+                println!("{}", crate::results::cells::table(&cells));
+                stored.push(s);
+            }
+            if stored.len() > 1 {
+                println!("== all {} together", stored.len());
+                let cells = crate::results::stored::combined(&stored);
+                println!("{}", crate::results::cells::table(&cells));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Status(sel) => {
             let inv = load_inventory(cli.inventory)?;
@@ -365,5 +397,18 @@ fn parse_net(s: &str) -> anyhow::Result<[u8; 2]> {
                 .with_context(|| format!("--net {s}: `{b}` is not 0..=255"))?,
         ]),
         _ => anyhow::bail!("--net {s}: expected two octets like 10.0"),
+    }
+}
+
+/// The runs side by side, and the cells (mean ± CI) when a cell was repeated.
+fn print_results(
+    results: &[crate::report::RunResult],
+    reports: &[Option<ycsb_report::Report>],
+    cells: &[crate::results::cells::Cell],
+) {
+    println!("{}", crate::report::table(results, reports));
+    if cells.iter().any(|c| c.runs > 1) {
+        println!("\ncells (mean ± 95 % CI half-width over repetitions):");
+        println!("{}", crate::results::cells::table(cells));
     }
 }

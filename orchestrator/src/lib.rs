@@ -16,6 +16,7 @@ pub mod output;
 pub mod plot;
 pub mod remote;
 pub mod report;
+pub mod results;
 pub mod run;
 pub mod scenario;
 pub mod setup;

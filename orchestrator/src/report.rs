@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde::Serialize;
 use ycsb_report::Report;
 
-use crate::scenario::Scenario;
+use crate::results::cells::{self, Cell};
 use crate::store::RunDir;
 
 /// What one run of the matrix produced.
@@ -24,6 +24,10 @@ pub struct RunResult {
     pub threads: Option<u32>,
     /// (phase, local YCSB output file).
     pub outputs: Vec<(String, PathBuf)>,
+    /// What the replicas' event logs say, for runs with an election phase.
+    pub election: Option<orch_analysis::elect::Summary>,
+    /// Why this run counts as failed (it stopped with an error, a safety violation), if it does.
+    pub failure: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -45,14 +49,17 @@ struct RunSummary<'a> {
     run: Option<Report>,
     /// Operations that returned anything but OK, in the run phase.
     errors: u64,
+    election: Option<&'a orch_analysis::elect::Summary>,
+    failure: Option<&'a str>,
 }
 
-/// Parses every output and writes summary.json and summary.csv; returns the run phases' reports.
+/// Parses every output and writes summary.json, summary.csv, cells.json and cells.csv;
+/// returns the run phases' reports and the matrix cells.
 pub fn write(
     dir: &RunDir,
-    scenario: &Scenario,
+    scenario: &str,
     results: &[RunResult],
-) -> anyhow::Result<Vec<Option<Report>>> {
+) -> anyhow::Result<(Vec<Option<Report>>, Vec<Cell>)> {
     let mut runs = Vec::new();
     for r in results {
         let mut load = None;
@@ -86,10 +93,12 @@ pub fn write(
             load,
             run,
             errors,
+            election: r.election.as_ref(),
+            failure: r.failure.as_deref(),
         });
     }
     let summary = Summary {
-        scenario: &scenario.name,
+        scenario,
         run_id: &dir.run_id,
         runs,
     };
@@ -98,7 +107,15 @@ pub fn write(
         serde_json::to_vec_pretty(&summary)?,
     )?;
     std::fs::write(dir.path.join("summary.csv"), csv(&summary))?;
-    Ok(summary.runs.into_iter().map(|r| r.run).collect())
+    let reports: Vec<Option<Report>> = summary.runs.into_iter().map(|r| r.run).collect();
+    let per_run: Vec<_> = results
+        .iter()
+        .zip(&reports)
+        .map(|(r, rep)| (r, cells::metrics(r, rep.as_ref())))
+        .collect();
+    let cells = cells::aggregate(&per_run);
+    cells::write(&dir.path, &cells)?;
+    Ok((reports, cells))
 }
 
 /// Non-OK returns across all operations.
@@ -157,9 +174,11 @@ fn csv(summary: &Summary) -> String {
             "ops_per_sec",
             "runtime_ms",
             "errors",
+            "failure",
         ]
         .map(String::from),
     );
+    header.extend(ELECTION_COLUMNS.iter().map(|(c, _)| c.to_string()));
     for op in &ops {
         for col in ["count", "avg_us", "min_us", "max_us"] {
             header.push(format!("{op}_{col}"));
@@ -185,6 +204,10 @@ fn csv(summary: &Summary) -> String {
         row.push(num(rep.and_then(|x| x.throughput)));
         row.push(num(rep.and_then(|x| x.runtime_ms)));
         row.push(r.errors.to_string());
+        row.push(r.failure.unwrap_or("").to_string());
+        for (_, value) in ELECTION_COLUMNS {
+            row.push(num(r.election.and_then(value)));
+        }
         for op in &ops {
             let o = rep.and_then(|x| x.operation(op));
             row.push(o.map(|o| o.count.to_string()).unwrap_or_default());
@@ -206,6 +229,36 @@ fn csv(summary: &Summary) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The election analysis's per-run numbers in summary.csv (empty without an election phase).
+type ElectionColumn = (
+    &'static str,
+    fn(&orch_analysis::elect::Summary) -> Option<f64>,
+);
+const ELECTION_COLUMNS: &[ElectionColumn] = &[
+    ("first_leader_ms", |s| s.first_leader_ms),
+    ("elections", |s| Some(s.elections as f64)),
+    ("terms_with_several_leaders", |s| {
+        Some(s.terms_with_several_leaders as f64)
+    }),
+    ("false_positives", |s| Some(s.false_positives as f64)),
+    ("false_positives_per_min", |s| s.false_positives_per_min),
+    ("leader_failures", |s| Some(s.failures.len() as f64)),
+    ("detection_ms_mean", |s| {
+        mean(s.failures.iter().filter_map(|f| f.detection_ms))
+    }),
+    ("failover_ms_mean", |s| {
+        mean(s.failures.iter().filter_map(|f| f.failover_ms))
+    }),
+    ("petitions_accepted", |s| Some(s.petitions_accepted as f64)),
+    ("final_leader", |s| s.final_leader.map(|l| l as f64)),
+    ("lowest_penalty", |s| s.lowest_penalty.map(|l| l as f64)),
+];
+
+fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
+    let v: Vec<f64> = xs.collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
 fn num(v: Option<f64>) -> String {
@@ -230,6 +283,13 @@ pub fn table(results: &[RunResult], reports: &[Option<Report>]) -> String {
         row.extend((0..results.len()).map(f));
         rows.push(row);
     };
+    if results.iter().any(|r| r.election.is_some()) {
+        election_rows(results, &mut push);
+    }
+    if reports.iter().all(Option::is_none) {
+        let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
+        return crate::output::table(&header_refs, &rows);
+    }
     push("leader", &|i| results[i].leader.clone().unwrap_or_default());
     push("threads", &|i| {
         results[i]
@@ -274,6 +334,55 @@ pub fn table(results: &[RunResult], reports: &[Option<Report>]) -> String {
     }
     let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
     crate::output::table(&header_refs, &rows)
+}
+
+/// The election analysis of each run: leaders, failures, detection and failover, petitions.
+/// Adds a row named by the first argument with the cell of run `i` from the second.
+type PushRow<'a> = dyn FnMut(&str, &dyn Fn(usize) -> String) + 'a;
+
+fn election_rows(results: &[RunResult], push: &mut PushRow) {
+    let e = |i: usize| results[i].election.as_ref();
+    let count = |v: Option<usize>| v.map_or("-".to_string(), |n| n.to_string());
+    push("first leader ms", &|i| {
+        fmt(e(i).and_then(|s| s.first_leader_ms))
+    });
+    push("terms", &|i| count(e(i).map(|s| s.leaders.len())));
+    push("elections", &|i| count(e(i).map(|s| s.elections as usize)));
+    push("safety", &|i| {
+        e(i).map_or("-".into(), |s| match s.terms_with_several_leaders {
+            0 => "ok".into(),
+            n => format!("VIOLATED in {n} terms"),
+        })
+    });
+    push("leader failures", &|i| {
+        count(e(i).map(|s| s.failures.len()))
+    });
+    push("detection ms (mean)", &|i| {
+        fmt(e(i).and_then(|s| mean(s.failures.iter().filter_map(|f| f.detection_ms))))
+    });
+    push("failover ms (mean)", &|i| {
+        fmt(e(i).and_then(|s| mean(s.failures.iter().filter_map(|f| f.failover_ms))))
+    });
+    push("false positives", &|i| {
+        count(e(i).map(|s| s.false_positives as usize))
+    });
+    push("petitions accepted", &|i| {
+        count(e(i).map(|s| s.petitions_accepted as usize))
+    });
+    push("final leader / lowest penalty", &|i| {
+        e(i).map_or("-".into(), |s| {
+            format!("{} / {}", count(s.final_leader), count(s.lowest_penalty))
+        })
+    });
+    let timeouts = |i: usize| e(i).and_then(|s| s.timeouts.iter().find(|t| t.armed > 0));
+    push("timeout median ms (formula)", &|i| {
+        timeouts(i).map_or("-".into(), |t| {
+            format!("{} ({})", fmt(t.median_ms), fmt(t.formula_ms))
+        })
+    });
+    push("leader srtt median ms", &|i| {
+        fmt(timeouts(i).and_then(|t| t.median_srtt_ms))
+    });
 }
 
 fn fmt(v: Option<f64>) -> String {

@@ -5,46 +5,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{text, Lab};
+use common::{leftovers, setup, text, workspace, Lab};
 
 const ORCH: &str = env!("CARGO_BIN_EXE_orch");
-
-fn workspace(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
-}
-
-/// `orch setup` with a ZooKeeper tarball made from Debian's package.
-fn setup(lab: &Lab) {
-    let tarball = lab.dir.path().join("zk.tar.gz");
-    let made = Command::new(workspace("scripts/make-zk-tarball.sh"))
-        .arg(&tarball)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", text(&made.stderr));
-    let inv = lab.inventory.to_str().unwrap();
-    let out = lab.orch(&["-i", inv, "setup", "--zookeeper", tarball.to_str().unwrap()]);
-    assert!(out.status.success(), "setup: {}", text(&out.stderr));
-}
-
-/// Processes on the lab's hosts that a run could have left: ZooKeeper, orch-node, ycsb.
-fn leftovers(lab: &Lab) -> String {
-    let inv = lab.inventory.to_str().unwrap();
-    let out = lab.orch(&[
-        "-i",
-        inv,
-        "exec",
-        "--",
-        "sh",
-        "-c",
-        "ps -eo pid,args | grep -E 'QuorumPeerMain|orch-node (traffic|ycsb|elect|delay)' | grep -v grep || true",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout)
-}
 
 #[test]
 fn shipped_lab_scenario_runs_both_leaders_and_cleans_up() {

@@ -40,3 +40,28 @@ fn lab_scenario_fits_a_five_host_lab() {
     assert_eq!(s.runs.len(), 2);
     assert_eq!(s.runs[1].label(), "r02-leader=host2-rep1");
 }
+
+#[test]
+fn election_scenarios_validate_for_the_lab_and_cloudlab() {
+    let mut text = String::from("hosts:\n");
+    for i in 1..=5 {
+        text.push_str(&format!(
+            "  - name: host{i}\n    address: 10.0.{i}.2\n    experiment_ip: 10.0.{i}.2\n    \
+             roles: [replica, traffic]\n"
+        ));
+    }
+    let lab = Inventory::parse(&text, Path::new("lab.yaml")).unwrap();
+    let cloudlab = Inventory::load(&workspace("inventory/cloudlab.yaml")).unwrap();
+    for (name, runs) in [
+        ("election-detection", 21),
+        ("election-false-positives", 3),
+        ("election-petition", 3),
+    ] {
+        let s = Scenario::load(&workspace(&format!("scenarios/{name}-lab.yaml")), &lab).unwrap();
+        assert_eq!(s.runs.len(), runs, "{name}-lab");
+        let e = s.runs[0].election.as_ref().unwrap();
+        assert_eq!(e.hosts.len(), 5);
+        assert!(e.config.tcp_monitor && s.runs[0].traffic.is_some(), "{name}");
+        Scenario::load(&workspace(&format!("scenarios/{name}.yaml")), &cloudlab).unwrap();
+    }
+}

@@ -4,6 +4,7 @@
 //! teardown in reverse order always runs (success, error, Ctrl-C) and stops exactly the
 //! processes the run started. Logs stay on the hosts for `orch fetch-logs`.
 
+mod election;
 mod hosts;
 mod workload;
 pub mod zookeeper;
@@ -12,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 
 pub use hosts::RunHost;
 
@@ -22,6 +23,8 @@ use crate::net;
 use crate::plot;
 use crate::remote::{Cmd, Conn};
 use crate::report::{self, RunResult};
+use crate::results::cells::{self, Cell};
+use crate::results::record;
 use crate::scenario::{RunSpec, Scenario, TrafficMode};
 use crate::store;
 
@@ -29,6 +32,8 @@ use crate::store;
 pub struct RunOptions {
     /// The results store (`results/`).
     pub results: PathBuf,
+    /// Continue this earlier run of the same scenario: its finished runs are kept.
+    pub resume: Option<String>,
 }
 
 /// What a finished scenario left behind.
@@ -38,26 +43,25 @@ pub struct RunOutcome {
     pub results: Vec<RunResult>,
     /// The parsed YCSB run output of each result, in the same order.
     pub reports: Vec<Option<ycsb_report::Report>>,
-    /// Set when the run stopped early (an error or Ctrl-C); teardown still ran.
-    pub failure: Option<String>,
+    /// The matrix cells (repetitions aggregated).
+    pub cells: Vec<Cell>,
+    /// Every run that failed or was marked failed, with the reason; teardown still ran.
+    pub failures: Vec<String>,
+    /// Set when Ctrl-C stopped the scenario before its last run.
+    pub interrupted: bool,
 }
 
-/// Runs every run of `scenario`.
+/// Runs every run of `scenario`; a failed run is recorded and the next one starts.
 pub async fn run(
     inventory: &Inventory,
     scenario: &Scenario,
     opts: &RunOptions,
 ) -> anyhow::Result<RunOutcome> {
-    let run_id = format!(
-        "{}-{}",
-        utc_stamp(std::time::SystemTime::now()),
-        scenario.name
-    );
-    let dir = store::create_run(&opts.results, &scenario.name, &run_id)?;
-    std::fs::write(dir.path.join("scenario.yaml"), &scenario.text)?;
-    if let Ok(inv) = std::fs::read_to_string(&inventory.path) {
-        std::fs::write(dir.path.join("inventory.yaml"), inv)?;
-    }
+    let dir = match &opts.resume {
+        Some(id) => resume_dir(&opts.results, scenario, id)?,
+        None => new_dir(inventory, scenario, &opts.results)?,
+    };
+    let run_id = dir.run_id.clone();
     eprintln!(
         "run {run_id}: {} runs; results in {}",
         scenario.runs.len(),
@@ -73,33 +77,138 @@ pub async fn run(
     let conns = connect(&hosts, &run_id).await?;
 
     let mut results = Vec::new();
-    let mut failure = None;
+    let mut failures = Vec::new();
+    let mut interrupted = false;
     for spec in &scenario.runs {
         let label = spec.label();
+        let local = dir.path.join(&label);
+        if let Some(done) = record::load(&local)? {
+            eprintln!("== {label}: finished earlier, kept");
+            failures.extend(done.failure.iter().map(|f| format!("{label}: {f}")));
+            results.push(done);
+            continue;
+        }
+        if opts.resume.is_some() {
+            set_aside(&label, &conns).await?;
+        }
         eprintln!("== {label}");
         let mut delays = None;
         let work = one_run(inventory, spec, &label, &conns, &dir, &mut delays);
         let outcome = tokio::select! {
             r = work => r,
-            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted (Ctrl-C)")),
+            _ = tokio::signal::ctrl_c() => {
+                interrupted = true;
+                Err(anyhow::anyhow!("interrupted (Ctrl-C)"))
+            }
         };
         let teardown = teardown(&label, &conns, delays).await;
         match (outcome, teardown) {
-            (Ok(r), Ok(())) => results.push(r),
-            (Ok(_), Err(e)) | (Err(e), Ok(())) => {
-                failure = Some(format!("{label}: {e:#}"));
-                break;
+            (Ok(mut r), Ok(())) => {
+                r.failure = r.election.as_ref().and_then(|e| e.safety_violation());
+                if let Some(f) = &r.failure {
+                    eprintln!("!! {label}: {f}");
+                    failures.push(format!("{label}: {f}"));
+                }
+                record::save(&local, &r)?;
+                results.push(r);
             }
-            (Err(e), Err(t)) => {
-                failure = Some(format!("{label}: {e:#}; teardown: {t:#}"));
-                break;
-            }
+            (Ok(_), Err(e)) | (Err(e), Ok(())) => failures.push(format!("{label}: {e:#}")),
+            (Err(e), Err(t)) => failures.push(format!("{label}: {e:#}; teardown: {t:#}")),
+        }
+        if interrupted {
+            break;
+        }
+        if let Some(f) = failures
+            .last()
+            .filter(|f| f.starts_with(&format!("{label}:")))
+        {
+            eprintln!("   failed: {f}; going on with the next run");
         }
     }
-    let reports = report::write(&dir, scenario, &results)?;
+    let (reports, cells) = report::write(&dir, &scenario.name, &results)?;
+    write_plots(&dir, &results, &reports);
+    Ok(RunOutcome {
+        run_id,
+        dir,
+        results,
+        reports,
+        cells,
+        failures,
+        interrupted,
+    })
+}
+
+/// A new results directory, with the scenario and inventory as they were.
+fn new_dir(
+    inventory: &Inventory,
+    scenario: &Scenario,
+    results: &std::path::Path,
+) -> anyhow::Result<store::RunDir> {
+    let run_id = format!(
+        "{}-{}",
+        utc_stamp(std::time::SystemTime::now()),
+        scenario.name
+    );
+    let dir = store::create_run(results, &scenario.name, &run_id)?;
+    std::fs::write(dir.path.join("scenario.yaml"), &scenario.text)?;
+    if let Ok(inv) = std::fs::read_to_string(&inventory.path) {
+        std::fs::write(dir.path.join("inventory.yaml"), inv)?;
+    }
+    Ok(dir)
+}
+
+/// The directory of run `id`, which must have run this very scenario text.
+fn resume_dir(
+    results: &std::path::Path,
+    scenario: &Scenario,
+    id: &str,
+) -> anyhow::Result<store::RunDir> {
+    let Some(dir) = store::find_run(results, id) else {
+        bail!(
+            "no run {id} under {}: pass a run id `orch run` printed",
+            results.display()
+        );
+    };
+    if dir.scenario_text().as_deref() != Some(scenario.text.as_str()) {
+        bail!(
+            "{} is not the scenario run {id} ran ({}): resume with the same file, unchanged",
+            scenario.path.display(),
+            dir.path.join("scenario.yaml").display()
+        );
+    }
+    Ok(dir)
+}
+
+/// Before an unfinished run is run again: stops whatever the interrupted attempt left running
+/// on the hosts, and moves its directory aside (its logs stay for `orch fetch-logs`).
+async fn set_aside(label: &str, conns: &BTreeMap<String, (Conn, RunHost)>) -> anyhow::Result<()> {
+    teardown(label, conns, None).await?;
+    let stamp = utc_stamp(std::time::SystemTime::now());
+    futures::future::try_join_all(
+        conns.values().map(|(conn, rh)| {
+            let dir = rh.dir(label);
+            let script = format!(
+                "if [ -e {d} ]; then mv -- {d} {d}.interrupted-{stamp}; fi",
+                d = crate::remote::quote::path(&dir)
+            );
+            async move {
+                hosts::must(conn, &Cmd::script(&script), "set the interrupted run aside").await
+            }
+        }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// YCSB latency and throughput plots for the runs that have a YCSB run phase.
+pub fn write_plots(
+    dir: &store::RunDir,
+    results: &[RunResult],
+    reports: &[Option<ycsb_report::Report>],
+) {
     let plotted: Vec<_> = results
         .iter()
-        .zip(&reports)
+        .zip(reports)
         .filter_map(|(r, rep)| {
             let status = dir.path.join(&r.label).join("ycsb-run.status.txt");
             rep.clone().map(|rep| (r.label.clone(), rep, status))
@@ -111,13 +220,51 @@ pub async fn run(
             Err(e) => eprintln!("warning: no plots: {e:#}"),
         }
     }
-    Ok(RunOutcome {
-        run_id,
-        dir,
-        results,
-        reports,
-        failure,
-    })
+    let elected: Vec<&RunResult> = results.iter().filter(|r| r.election.is_some()).collect();
+    if !elected.is_empty() {
+        match election_plots(dir, &elected) {
+            Ok(files) => eprintln!("election plots: {}", files.len()),
+            Err(e) => eprintln!("warning: no election plots: {e:#}"),
+        }
+    }
+}
+
+/// Detection/failover and false positives per cell, and a role timeline per run.
+fn election_plots(dir: &store::RunDir, results: &[&RunResult]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut cells: Vec<plot::CellSamples> = Vec::new();
+    let mut runs = Vec::new();
+    for r in results {
+        let summary = r.election.as_ref().expect("filtered");
+        let name = cells::cell_name(&r.matrix);
+        let i = match cells.iter().position(|c| c.cell == name) {
+            Some(i) => i,
+            None => {
+                cells.push(plot::CellSamples {
+                    cell: name,
+                    detection_ms: Vec::new(),
+                    failover_ms: Vec::new(),
+                    false_positives_per_min: Vec::new(),
+                });
+                cells.len() - 1
+            }
+        };
+        let c = &mut cells[i];
+        c.detection_ms
+            .extend(summary.failures.iter().filter_map(|f| f.detection_ms));
+        c.failover_ms
+            .extend(summary.failures.iter().filter_map(|f| f.failover_ms));
+        c.false_positives_per_min
+            .extend(summary.false_positives_per_min);
+        let logs = (0..summary.files)
+            .map(|id| {
+                let path = dir.path.join(&r.label).join(format!("replica-{id}.jsonl"));
+                let text = std::fs::read_to_string(&path)?;
+                Ok(orch_analysis::elect::parse(&text).0)
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        runs.push((r.label.clone(), logs, summary.clone()));
+    }
+    plot::write_election_plots(&dir.path, &cells, &runs)
 }
 
 /// Every host the scenario uses, in any run.
@@ -133,8 +280,8 @@ fn involved(scenario: &Scenario) -> BTreeSet<String> {
         if let Some(t) = &r.traffic {
             names.extend(t.hosts.iter().cloned());
         }
-        if let Some(p) = &r.replicas {
-            names.extend(p.hosts.iter().cloned());
+        if let Some(e) = &r.election {
+            names.extend(e.hosts.iter().cloned());
         }
         if let Some(w) = &r.workload {
             names.insert(w.client.clone());
@@ -219,13 +366,30 @@ async fn one_run(
         }
         None => None,
     };
-    if let Some(p) = &spec.replicas {
-        start_replicas(inventory, p, label, conns).await?;
-        eprintln!("   replicas: {}", p.hosts.join(", "));
-    }
+    let replicas = match &spec.election {
+        Some(e) => {
+            let started = election::start(e, label, conns).await?;
+            eprintln!(
+                "   replicas: {} ({}, {} s)",
+                e.hosts.join(", "),
+                e.config.fd_mode,
+                e.duration.as_secs()
+            );
+            Some((e, started))
+        }
+        None => None,
+    };
     let outputs = match (&spec.workload, &ensemble) {
         (Some(w), Some(e)) => workload::run(inventory, w, e, label, conns, &local).await?,
         _ => Vec::new(),
+    };
+    let election = match replicas {
+        Some((plan, started)) => {
+            let summary = election::finish(plan, started, label, conns, &local).await?;
+            eprintln!("   election: {}", election_line(&summary));
+            Some(summary)
+        }
+        None => None,
     };
     Ok(RunResult {
         label: label.to_string(),
@@ -235,7 +399,32 @@ async fn one_run(
         zk_modes: ensemble.map(|e| e.modes).unwrap_or_default(),
         threads: spec.workload.as_ref().map(|w| w.threads),
         outputs,
+        election,
+        failure: None,
     })
+}
+
+/// One line about an election phase: leaders, failures and their detection, safety.
+fn election_line(s: &orch_analysis::elect::Summary) -> String {
+    let detected: Vec<String> = s
+        .failures
+        .iter()
+        .filter_map(|f| f.detection_ms)
+        .map(|ms| format!("{ms:.0}"))
+        .collect();
+    let mut line = format!(
+        "{} terms, {} elections, final leader {}, {} failures (detected after {} ms), {} false positives",
+        s.leaders.len(),
+        s.elections,
+        s.final_leader.map_or("-".into(), |l| format!("replica {l}")),
+        s.failures.len(),
+        if detected.is_empty() { "-".into() } else { detected.join(", ") },
+        s.false_positives
+    );
+    if let Some(v) = s.safety_violation() {
+        line = format!("{v}; {line}");
+    }
+    line
 }
 
 fn indent(text: &str) -> String {
@@ -326,57 +515,6 @@ async fn start_traffic(
             "start traffic",
         )
         .await
-    }))
-    .await?;
-    Ok(())
-}
-
-async fn start_replicas(
-    inventory: &Inventory,
-    plan: &crate::scenario::ReplicaPlan,
-    label: &str,
-    conns: &BTreeMap<String, (Conn, RunHost)>,
-) -> anyhow::Result<()> {
-    let ips: Vec<String> = plan
-        .hosts
-        .iter()
-        .map(|n| {
-            inventory
-                .host(n)
-                .expect("validated")
-                .experiment_ip
-                .to_string()
-        })
-        .collect();
-    let mut replica = serde_json::Map::new();
-    replica.insert("ips".into(), serde_json::json!(ips));
-    for (k, v) in &plan.config {
-        replica.insert(k.clone(), v.clone());
-    }
-    let config = serde_json::to_string_pretty(&serde_json::json!({ "replica": replica }))?;
-    futures::future::try_join_all(plan.hosts.iter().enumerate().map(|(id, name)| {
-        let config = config.clone();
-        async move {
-            let (conn, rh) = &conns[name];
-            let path = format!("{}/replica.yaml", rh.dir(label));
-            conn.upload(config.as_bytes(), config.len() as u64, &path, 0o644)
-                .await?;
-            let argv = vec![
-                rh.node(),
-                "elect".into(),
-                "--config".into(),
-                path,
-                "--id".into(),
-                id.to_string(),
-            ];
-            hosts::must(
-                conn,
-                &rh.start(label, "replica", &BTreeMap::new(), &argv),
-                "start replica",
-            )
-            .await
-            .context("starting the replica")
-        }
     }))
     .await?;
     Ok(())

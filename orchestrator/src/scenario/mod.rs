@@ -1,7 +1,8 @@
 //! Scenarios: one experiment in YAML (which hosts run ZooKeeper, the designated leader,
-//! background traffic, replicas, the YCSB workload, repetitions and a matrix), validated
+//! background traffic, the leader-election phase, the YCSB workload, repetitions and a matrix), validated
 //! against the inventory and expanded into concrete runs before any host is touched.
 
+mod election;
 mod matrix;
 mod raw;
 
@@ -10,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::inventory::{Inventory, InventoryError, Problem};
+
+pub use election::ElectionPlan;
 
 /// A validated scenario, expanded into the runs it stands for.
 #[derive(Debug, Clone)]
@@ -36,7 +39,8 @@ pub struct RunSpec {
     pub delays: Option<crate::net::Delays>,
     pub zookeeper: Option<ZookeeperPlan>,
     pub traffic: Option<TrafficPlan>,
-    pub replicas: Option<ReplicaPlan>,
+    /// Leader-election replicas; the run waits for them (`duration_s`).
+    pub election: Option<ElectionPlan>,
     pub workload: Option<WorkloadPlan>,
 }
 
@@ -91,15 +95,6 @@ pub enum TrafficMode {
     Mesh { bytes: u32, interval_ms: u32 },
     /// A paced stream to every peer, like `iperf3 -b RATE -l LEN`.
     Rate { rate: String, len: String },
-}
-
-/// Leader-election replicas (`orch-node elect`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReplicaPlan {
-    pub hosts: Vec<String>,
-    /// Fields of the replica's `replica:` config (the original's names), on top of orch's
-    /// defaults; `ips` is filled from the inventory.
-    pub config: BTreeMap<String, serde_json::Value>,
 }
 
 /// Which ZooKeeper server(s) the YCSB client connects to.

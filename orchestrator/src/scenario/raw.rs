@@ -8,45 +8,19 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
+use super::election::RawElection;
 use super::matrix::{combinations, RawMatrix};
 use super::{
-    builtin_workload, Connect, ReplicaPlan, RunSpec, Scenario, TrafficMode, TrafficPlan, Workload,
-    WorkloadPlan, ZookeeperPlan,
+    builtin_workload, Connect, RunSpec, Scenario, TrafficMode, TrafficPlan, Workload, WorkloadPlan,
+    ZookeeperPlan,
 };
 use crate::inventory::{yaml_problem, Host, Inventory, InventoryError, Problem};
 use crate::net::DelaySpec;
 
-/// Fields of the original replica config that a scenario may set (`ips` comes from the
-/// inventory).
-const REPLICA_FIELDS: &[&str] = &[
-    "interfaces",
-    "runtimeSeconds",
-    "timeoutLowerBound",
-    "timeoutUpperBound",
-    "failureLeader",
-    "maxHeartbeats",
-    "port",
-    "delayLowerBound",
-    "delayUpperBound",
-    "useSimulatedLinks",
-    "linkLossRate",
-    "checkFalsePositiveRate",
-    "tcp_monitor",
-    "confidenceLevel",
-    "heartbeatIntervalMargin",
-    "safetyMarginLowerBound",
-    "safetyMarginStepSize",
-    "fdMode",
-    "latencyThreshold",
-    "eligibleLeaders",
-    "testPetition",
-    "heartbeatIntervalMs",
-    "penaltyIntervalMs",
-    "simulatedDelays",
-];
-
-/// Keys a matrix may vary, besides `workload.properties.<name>` and `replicas.config.<field>`.
+/// Keys a matrix may vary, besides `workload.properties.<name>` and `election.config.<field>`.
 const MATRIX_KEYS: &[&str] = &[
+    "delays",
+    "election.duration_s",
     "zookeeper.leader",
     "workload.threads",
     "workload.client",
@@ -60,9 +34,11 @@ struct RawScenario {
     name: Spanned<String>,
     description: Option<String>,
     delays: Option<DelaySpec>,
+    /// Named delay sections a matrix can pick with `delays: [name, ...]`.
+    delay_profiles: Option<BTreeMap<String, DelaySpec>>,
     zookeeper: Option<Spanned<RawZookeeper>>,
     traffic: Option<Spanned<RawTraffic>>,
-    replicas: Option<Spanned<RawReplicas>>,
+    election: Option<Spanned<RawElection>>,
     workload: Option<Spanned<RawWorkload>>,
     repetitions: Option<Spanned<u32>>,
     matrix: Option<RawMatrix>,
@@ -86,13 +62,6 @@ struct RawTraffic {
     interval_ms: Option<Spanned<u32>>,
     rate: Option<Spanned<String>>,
     len: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-struct RawReplicas {
-    hosts: Option<Spanned<String>>,
-    config: Option<BTreeMap<String, Spanned<serde_json::Value>>>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -157,7 +126,7 @@ pub(super) fn parse(
                 &axis.key,
                 &format!("matrix.{}", axis.key.value),
                 format!(
-                    "unknown matrix key; use one of {}, workload.properties.<name> or replicas.config.<field>",
+                    "unknown matrix key; use one of {}, workload.properties.<name> or election.config.<field>",
                     MATRIX_KEYS.join(", ")
                 ),
             );
@@ -240,18 +209,47 @@ fn apply(
             .insert(prop.to_string(), value.clone());
         return Ok(shown);
     }
-    if let Some(field) = key.strip_prefix("replicas.config.") {
-        let r = raw
-            .replicas
+    if let Some(field) = key.strip_prefix("election.config.") {
+        let e = raw
+            .election
             .as_mut()
-            .ok_or_else(|| section_missing("replicas"))?;
-        r.value
+            .ok_or_else(|| section_missing("election"))?;
+        e.value
             .config
             .get_or_insert_with(BTreeMap::new)
             .insert(field.to_string(), value.clone());
         return Ok(shown);
     }
     match key {
+        "delays" => {
+            let profiles = raw.delay_profiles.as_ref();
+            let profile = profiles.and_then(|p| p.get(&shown)).ok_or_else(|| {
+                let names: Vec<&str> = profiles
+                    .into_iter()
+                    .flat_map(|p| p.keys().map(String::as_str))
+                    .collect();
+                format!(
+                    "no delay profile `{shown}` under `delay_profiles:` (defined: {})",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            })?;
+            raw.delays = Some(profile.clone());
+        }
+        "election.duration_s" => {
+            let e = raw
+                .election
+                .as_mut()
+                .ok_or_else(|| section_missing("election"))?;
+            let secs = value
+                .value
+                .as_u64()
+                .ok_or("expected a whole number of seconds")?;
+            e.value.duration_s = Some(Spanned::new(secs, value.referenced, value.defined));
+        }
         "zookeeper.leader" => {
             let z = raw
                 .zookeeper
@@ -284,7 +282,7 @@ fn known_key(key: &str) -> bool {
             .strip_prefix("workload.properties.")
             .is_some_and(|k| !k.is_empty())
         || key
-            .strip_prefix("replicas.config.")
+            .strip_prefix("election.config.")
             .is_some_and(|k| !k.is_empty())
 }
 
@@ -298,19 +296,19 @@ fn scalar(v: &serde_json::Value) -> Result<String, String> {
     }
 }
 
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     file: &'a Path,
     dir: PathBuf,
-    inventory: &'a Inventory,
-    problems: Vec<Problem>,
+    pub(super) inventory: &'a Inventory,
+    pub(super) problems: Vec<Problem>,
 }
 
 impl Checker<'_> {
-    fn report<T>(&mut self, at: &Spanned<T>, field: &str, message: impl Into<String>) {
+    pub(super) fn report<T>(&mut self, at: &Spanned<T>, field: &str, message: impl Into<String>) {
         self.report_at(at.referenced, field, message);
     }
 
-    fn report_at(&mut self, at: Location, field: &str, message: impl Into<String>) {
+    pub(super) fn report_at(&mut self, at: Location, field: &str, message: impl Into<String>) {
         self.problems.push(Problem {
             file: self.file.to_path_buf(),
             line: at.line() as usize,
@@ -321,7 +319,7 @@ impl Checker<'_> {
     }
 
     /// Resolves a host selection, reporting an unknown host or role at the field.
-    fn hosts(
+    pub(super) fn hosts(
         &mut self,
         sel: Option<&Spanned<String>>,
         default: &str,
@@ -353,7 +351,7 @@ impl Checker<'_> {
         });
         let zookeeper = raw.zookeeper.as_ref().and_then(|z| self.zookeeper(z));
         let traffic = raw.traffic.as_ref().and_then(|t| self.traffic(t));
-        let replicas = raw.replicas.as_ref().and_then(|r| self.replicas(r));
+        let election = raw.election.as_ref().and_then(|e| self.election(e));
         let workload = raw
             .workload
             .as_ref()
@@ -372,7 +370,7 @@ impl Checker<'_> {
             delays: delays.filter(|d| !d.is_empty()),
             zookeeper,
             traffic,
-            replicas,
+            election,
             workload,
         })
     }
@@ -507,32 +505,6 @@ impl Checker<'_> {
             port: t.value.port.as_ref().map_or(7100, |p| p.value),
             mode,
         })
-    }
-
-    fn replicas(&mut self, r: &Spanned<RawReplicas>) -> Option<ReplicaPlan> {
-        let hosts = self.hosts(
-            r.value.hosts.as_ref(),
-            "role:replica",
-            "replicas.hosts",
-            r.referenced,
-        )?;
-        let mut config = BTreeMap::new();
-        for (k, v) in r.value.config.iter().flatten() {
-            if !REPLICA_FIELDS.contains(&k.as_str()) {
-                let hint = if k == "ips" {
-                    "orch fills `ips` from the inventory's experiment IPs".to_string()
-                } else {
-                    format!(
-                        "unknown replica field; known: {}",
-                        REPLICA_FIELDS.join(", ")
-                    )
-                };
-                self.report(v, &format!("replicas.config.{k}"), hint);
-                continue;
-            }
-            config.insert(k.clone(), v.value.clone());
-        }
-        Some(ReplicaPlan { hosts, config })
     }
 
     fn workload(
@@ -829,12 +801,73 @@ matrix:
     }
 
     #[test]
-    fn replica_fields_are_the_originals() {
-        let s = parse("name: r\nreplicas:\n  config:\n    fdMode: raft\n    runtimeSeconds: 10\n")
-            .unwrap();
-        assert_eq!(s.runs[0].replicas.as_ref().unwrap().hosts.len(), 3);
-        let p = only_problem("name: r\nreplicas:\n  config:\n    ips: [a]\n");
-        assert!(p.contains("replicas.config.ips: orch fills `ips`"), "{p}");
+    fn election_config_is_the_replicas_own() {
+        let s = parse(
+            "name: r\nelection:\n  duration_s: 10\n  config:\n    fdMode: Jacobson\n    maxHeartbeats: 20\n",
+        )
+        .unwrap();
+        let e = s.runs[0].election.as_ref().unwrap();
+        assert_eq!(e.hosts.len(), 3);
+        assert_eq!(e.duration, Duration::from_secs(10));
+        assert_eq!(e.config.runtime_seconds, 10);
+        assert_eq!(e.config.max_heartbeats, 20);
+        assert_eq!(e.config.ips[1].to_string(), "10.0.2.2");
+        let p = only_problem("name: r\nelection:\n  duration_s: 5\n  config:\n    ips: [a]\n");
+        assert!(
+            p.starts_with("s.yaml:5:10: election.config.ips: orch fills `ips`"),
+            "{p}"
+        );
+        let p = only_problem("name: r\nelection:\n  duration_s: 5\n  config:\n    fdMod: raft\n");
+        assert!(
+            p.starts_with("s.yaml:5:12: election.config.fdMod: unknown field `fdMod`"),
+            "{p}"
+        );
+        let p = only_problem("name: r\nelection:\n  duration_s: 5\n  config:\n    port: many\n");
+        assert!(p.contains("election.config.port: invalid type"), "{p}");
+        let p = only_problem("name: r\nelection:\n  config: {}\n");
+        assert!(p.contains("election.duration_s: missing"), "{p}");
+        let p = only_problem(
+            "name: r\nelection:\n  duration_s: 5\n  config: {timeoutLowerBound: 500}\n",
+        );
+        assert!(
+            p.contains("election.config: timeoutLowerBound (500)"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn matrix_sweeps_election_fields_and_delay_profiles() {
+        let text = "name: m
+delay_profiles:
+  far: {interfaces: [{host: node0, delay_ms: 50}]}
+  near: {interfaces: [{host: node0, delay_ms: 1}]}
+election:
+  duration_s: 5
+matrix:
+  election.config.fdMode: [raft, CI]
+  delays: [far, near]
+";
+        let s = parse(text).unwrap();
+        assert_eq!(s.runs.len(), 4);
+        let modes: Vec<String> = s
+            .runs
+            .iter()
+            .map(|r| r.election.as_ref().unwrap().config.fd_mode.to_string())
+            .collect();
+        assert_eq!(modes, ["raft", "raft", "ci", "ci"]);
+        assert!(
+            s.runs[1].label().contains("fdMode=raft-delays=near"),
+            "{}",
+            s.runs[1].label()
+        );
+        assert_eq!(s.runs[0].delays.as_ref().unwrap().hosts.len(), 1);
+        let p = only_problem(&text.replace("[far, near]", "[far, wan]"));
+        assert!(
+            p.contains("matrix.delays: no delay profile `wan` under `delay_profiles:` (defined: far, near)"),
+            "{p}"
+        );
+        let p = only_problem(&text.replace("[raft, CI]", "[raft, paxos]"));
+        assert!(p.contains("unknown fdMode `paxos`"), "{p}");
     }
 
     #[test]

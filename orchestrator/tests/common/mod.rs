@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 const ORCH: &str = env!("CARGO_BIN_EXE_orch");
 
@@ -101,4 +102,50 @@ pub fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, content).unwrap();
     p
+}
+
+/// A path inside the workspace.
+pub fn workspace(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+/// `orch setup` with a ZooKeeper tarball made from Debian's package.
+pub fn setup(lab: &Lab) {
+    let tarball = lab.dir.path().join("zk.tar.gz");
+    let made = Command::new(workspace("scripts/make-zk-tarball.sh"))
+        .arg(&tarball)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let inv = lab.inventory.to_str().unwrap();
+    let out = lab.orch(&["-i", inv, "setup", "--zookeeper", tarball.to_str().unwrap()]);
+    assert!(out.status.success(), "setup: {}", text(&out.stderr));
+}
+
+/// Processes on the lab's hosts that a run could have left: ZooKeeper, orch-node, ycsb.
+pub fn leftovers(lab: &Lab) -> String {
+    let inv = lab.inventory.to_str().unwrap();
+    let out = lab.orch(&[
+        "-i",
+        inv,
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "ps -eo pid,args | grep -E 'QuorumPeerMain|orch-node (traffic|ycsb|elect|delay)' | grep -v grep || true",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// Polls `done` every 100 ms until it holds; panics after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

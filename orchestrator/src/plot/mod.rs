@@ -1,5 +1,6 @@
 //! Plots of a scenario's runs side by side: latency percentiles per operation and throughput
-//! over time, each as SVG (for papers and browsers) and PNG (for a quick look).
+//! over time, and for election runs detection/failover, false positives and role timelines
+//! ([`elect`]), each as SVG (for papers and browsers) and PNG (for a quick look).
 //!
 //! The SVG is written here directly and the PNG is that same SVG rasterized by resvg, so the two
 //! files always show the same picture and no plotting library or system library is needed. Only
@@ -7,9 +8,15 @@
 
 use std::path::{Path, PathBuf};
 
+mod elect;
+
 use anyhow::Context;
+use orch_analysis::elect::Summary;
+use orch_common::events::Record;
 use resvg::{tiny_skia, usvg};
 use ycsb_report::{Operation, Report};
+
+pub use elect::CellSamples;
 
 /// The font the PNGs are drawn with (Debian package `fonts-dejavu-core`); the SVGs ask for
 /// `sans-serif` and leave the choice to the viewer.
@@ -37,10 +44,7 @@ const DASHES: [&str; 3] = ["", "8 4", "2 3"];
 /// run's label, its run-phase report and its `ycsb-run.status.txt` (YCSB's `-s` lines); returns
 /// the files written.
 pub fn write_plots(dir: &Path, runs: &[(String, Report, PathBuf)]) -> anyhow::Result<Vec<PathBuf>> {
-    let font = std::fs::read(FONT).with_context(|| {
-        format!("cannot read {FONT}, the font of the PNG plots (Debian package fonts-dejavu-core)")
-    })?;
-    let options = render_options(font)?;
+    let options = render_options(font()?)?;
     let labels: Vec<&str> = runs.iter().map(|(label, ..)| label.as_str()).collect();
     let mut series = Vec::new();
     for (_, _, status) in runs {
@@ -55,18 +59,74 @@ pub fn write_plots(dir: &Path, runs: &[(String, Report, PathBuf)]) -> anyhow::Re
     ];
     let mut written = Vec::new();
     for (name, svg) in plots {
-        let svg_path = dir.join(format!("{name}.svg"));
-        std::fs::write(&svg_path, &svg)
-            .with_context(|| format!("cannot write {}", svg_path.display()))?;
-        written.push(svg_path);
-        let png_path = dir.join(format!("{name}.png"));
-        let png = rasterize(&svg, &options)
-            .with_context(|| format!("cannot draw {}", png_path.display()))?;
-        std::fs::write(&png_path, png)
-            .with_context(|| format!("cannot write {}", png_path.display()))?;
-        written.push(png_path);
+        write_pair(&dir.join(name), &svg, &options, &mut written)?;
     }
     Ok(written)
+}
+
+/// Writes the election plots: `election-detection` and `election-false-positives` (per cell)
+/// in `dir`, and `timeline` in each run's directory; returns the files written.
+pub fn write_election_plots(
+    dir: &Path,
+    cells: &[CellSamples],
+    runs: &[(String, Vec<Vec<Record>>, Summary)],
+) -> anyhow::Result<Vec<PathBuf>> {
+    let options = render_options(font()?)?;
+    let mut written = Vec::new();
+    if cells.iter().any(|c| !c.detection_ms.is_empty()) {
+        let svg = elect::detection_svg(cells);
+        write_pair(
+            &dir.join("election-detection"),
+            &svg,
+            &options,
+            &mut written,
+        )?;
+    }
+    if cells.iter().any(|c| !c.false_positives_per_min.is_empty()) {
+        let svg = elect::false_positives_svg(cells);
+        write_pair(
+            &dir.join("election-false-positives"),
+            &svg,
+            &options,
+            &mut written,
+        )?;
+    }
+    for (label, logs, summary) in runs {
+        let svg = elect::timeline_svg(&format!("Replica roles: {label}"), logs, summary);
+        write_pair(
+            &dir.join(label).join("timeline"),
+            &svg,
+            &options,
+            &mut written,
+        )?;
+    }
+    Ok(written)
+}
+
+/// `base.svg` and the same picture as `base.png`.
+fn write_pair(
+    base: &Path,
+    svg: &str,
+    options: &usvg::Options,
+    written: &mut Vec<PathBuf>,
+) -> anyhow::Result<()> {
+    let svg_path = base.with_extension("svg");
+    std::fs::write(&svg_path, svg)
+        .with_context(|| format!("cannot write {}", svg_path.display()))?;
+    written.push(svg_path);
+    let png_path = base.with_extension("png");
+    let png =
+        rasterize(svg, options).with_context(|| format!("cannot draw {}", png_path.display()))?;
+    std::fs::write(&png_path, png)
+        .with_context(|| format!("cannot write {}", png_path.display()))?;
+    written.push(png_path);
+    Ok(())
+}
+
+fn font() -> anyhow::Result<Vec<u8>> {
+    std::fs::read(FONT).with_context(|| {
+        format!("cannot read {FONT}, the font of the PNG plots (Debian package fonts-dejavu-core)")
+    })
 }
 
 /// The `(seconds, current ops/sec)` points of YCSB's `-s` status lines in `text`; other lines

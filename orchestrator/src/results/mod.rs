@@ -1,0 +1,13 @@
+//! The results stage on the controller: what a run leaves in `results/<scenario>/<run-id>/`
+//! and what is computed from it without any host.
+//!
+//! - [`record`]: each finished run of the matrix writes `<label>/run.json` last (its done
+//!   marker); `orch run --resume` and `orch report` rebuild a run's results from it and the
+//!   files beside it.
+//! - [`cells`]: repetitions of a matrix cell aggregated (n, mean, stddev, 95 % CI, min, max)
+//!   into `cells.csv` / `cells.json`, and the side-by-side table of cells.
+//! - [`stored`]: `orch report`: a results directory read back and analysed again.
+
+pub mod cells;
+pub mod record;
+pub mod stored;
