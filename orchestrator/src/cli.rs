@@ -239,11 +239,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 outcome.run_id,
                 outcome.dir.path.display()
             );
+            let failed = crate::report::failures(&scenario, &outcome.results);
+            for (label, reason) in &failed {
+                eprintln!("error: run {label} failed: {reason}");
+            }
             match outcome.failure {
                 Some(f) => {
                     eprintln!("error: {f}");
                     Ok(ExitCode::FAILURE)
                 }
+                None if !failed.is_empty() => Ok(ExitCode::FAILURE),
                 None => Ok(ExitCode::SUCCESS),
             }
         }

@@ -45,6 +45,8 @@ struct RunSummary<'a> {
     run: Option<Report>,
     /// Operations that returned anything but OK, in the run phase.
     errors: u64,
+    /// Why this run counts as failed (failed operations above `workload.max_error_pct`).
+    failed: Option<String>,
 }
 
 /// Parses every output and writes summary.json and summary.csv; returns the run phases' reports.
@@ -67,7 +69,8 @@ pub fn write(
                 _ => run = Some(report),
             }
         }
-        let errors = run.as_ref().map_or(0, errors);
+        let errors = run.as_ref().map_or(0, Report::failed);
+        let failed = verdict(max_error_pct(scenario, r), load.as_ref(), run.as_ref());
         runs.push(RunSummary {
             label: &r.label,
             matrix: r
@@ -86,6 +89,7 @@ pub fn write(
             load,
             run,
             errors,
+            failed,
         });
     }
     let summary = Summary {
@@ -101,15 +105,65 @@ pub fn write(
     Ok(summary.runs.into_iter().map(|r| r.run).collect())
 }
 
-/// Non-OK returns across all operations.
-fn errors(report: &Report) -> u64 {
-    report
-        .operations
+/// Every run that counts as failed, with the reason: its YCSB outputs are read again, so the
+/// exit status of `orch run` says the same as summary.json.
+pub fn failures(scenario: &Scenario, results: &[RunResult]) -> Vec<(String, String)> {
+    let mut failed = Vec::new();
+    for r in results {
+        let mut load = None;
+        let mut run = None;
+        for (phase, path) in &r.outputs {
+            let parsed = std::fs::read_to_string(path)
+                .map_err(anyhow::Error::from)
+                .and_then(|t| Ok(ycsb_report::parse(&t)?));
+            match (phase.as_str(), parsed) {
+                (_, Err(e)) => {
+                    failed.push((r.label.clone(), format!("{}: {e}", path.display())));
+                }
+                ("load", Ok(p)) => load = Some(p),
+                (_, Ok(p)) => run = Some(p),
+            }
+        }
+        if let Some(reason) = verdict(max_error_pct(scenario, r), load.as_ref(), run.as_ref()) {
+            failed.push((r.label.clone(), reason));
+        }
+    }
+    failed
+}
+
+/// The scenario's `workload.max_error_pct` for this run (0 when it has no workload).
+fn max_error_pct(scenario: &Scenario, r: &RunResult) -> f64 {
+    scenario
+        .runs
         .iter()
-        .flat_map(|o| o.returns.iter())
-        .filter(|(status, _)| status.as_str() != "OK")
-        .map(|(_, n)| n)
-        .sum()
+        .find(|s| s.label() == r.label)
+        .and_then(|s| s.workload.as_ref())
+        .map_or(0.0, |w| w.max_error_pct)
+}
+
+/// `Some(reason)` when a phase's failed operations exceed `max_pct` percent of its operations.
+pub fn verdict(max_pct: f64, load: Option<&Report>, run: Option<&Report>) -> Option<String> {
+    let mut reasons = Vec::new();
+    for (phase, report) in [("load", load), ("run", run)] {
+        let Some(report) = report else { continue };
+        let (failed, attempted) = (report.failed(), report.attempted());
+        if failed == 0 {
+            continue;
+        }
+        let pct = 100.0 * failed as f64 / attempted as f64;
+        if pct > max_pct {
+            let per_op: Vec<String> = report
+                .db_operations()
+                .filter(|o| o.failed() > 0)
+                .map(|o| format!("{} {}", o.name, o.failed()))
+                .collect();
+            reasons.push(format!(
+                "{phase}: {failed} of {attempted} operations failed ({pct:.1}%: {}), above workload.max_error_pct {max_pct}",
+                per_op.join(", ")
+            ));
+        }
+    }
+    (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
 /// Operations worth a column: every one with an Operations count, except YCSB's bookkeeping.
@@ -157,11 +211,12 @@ fn csv(summary: &Summary) -> String {
             "ops_per_sec",
             "runtime_ms",
             "errors",
+            "failed",
         ]
         .map(String::from),
     );
     for op in &ops {
-        for col in ["count", "avg_us", "min_us", "max_us"] {
+        for col in ["count", "failed", "avg_us", "min_us", "max_us"] {
             header.push(format!("{op}_{col}"));
         }
         for p in &ps {
@@ -185,9 +240,11 @@ fn csv(summary: &Summary) -> String {
         row.push(num(rep.and_then(|x| x.throughput)));
         row.push(num(rep.and_then(|x| x.runtime_ms)));
         row.push(r.errors.to_string());
+        row.push(r.failed.clone().unwrap_or_default());
         for op in &ops {
             let o = rep.and_then(|x| x.operation(op));
             row.push(o.map(|o| o.count.to_string()).unwrap_or_default());
+            row.push(o.map(|o| o.failed().to_string()).unwrap_or_default());
             row.push(num(o.and_then(|o| o.average_us)));
             row.push(num(o.and_then(|o| o.min_us)));
             row.push(num(o.and_then(|o| o.max_us)));
@@ -261,6 +318,9 @@ pub fn table(results: &[RunResult], reports: &[Option<Report>]) -> String {
         push(&format!("{op} ops"), &|i| {
             get(i).map(|o| o.count.to_string()).unwrap_or_default()
         });
+        push(&format!("{op} failed"), &|i| {
+            get(i).map(|o| o.failed().to_string()).unwrap_or_default()
+        });
         push(&format!("{op} avg ms"), &|i| {
             fmt(get(i).and_then(|o| o.average_us).map(|u| u / 1000.0))
         });
@@ -278,4 +338,65 @@ pub fn table(results: &[RunResult], reports: &[Option<Report>]) -> String {
 
 fn fmt(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every update failed: YCSB still prints `[UPDATE]` (no latencies, the `Return=` counts).
+    const ALL_FAILED: &str = "[OVERALL], RunTime(ms), 2000\n\
+        [UPDATE], Operations, 0\n\
+        [UPDATE], Return=ERROR, 1800\n\
+        [UPDATE-FAILED], Operations, 1800\n\
+        [READ], Operations, 0\n\
+        [READ], Return=NOT_FOUND, 200\n";
+
+    #[test]
+    fn failed_operations_above_the_limit_fail_the_run() {
+        let run = ycsb_report::parse(ALL_FAILED).unwrap();
+        let why = verdict(0.0, None, Some(&run)).unwrap();
+        assert!(
+            why.contains("run: 2000 of 2000 operations failed (100.0%: UPDATE 1800, READ 200)"),
+            "{why}"
+        );
+        assert_eq!(verdict(100.0, None, Some(&run)), None);
+        let some = ycsb_report::parse(
+            "[UPDATE], Operations, 98\n[UPDATE], Return=OK, 98\n[UPDATE], Return=ERROR, 2\n",
+        )
+        .unwrap();
+        assert_eq!(verdict(2.0, None, Some(&some)), None, "2% is not above 2%");
+        assert!(verdict(1.0, Some(&some), None)
+            .unwrap()
+            .starts_with("load: 2 of 100"));
+        assert_eq!(verdict(0.0, None, None), None);
+    }
+
+    #[test]
+    fn the_table_shows_failed_operations_per_operation() {
+        let run = ycsb_report::parse(ALL_FAILED).unwrap();
+        let result = RunResult {
+            label: "r1".into(),
+            matrix: Vec::new(),
+            repetition: 1,
+            leader: Some("h1".into()),
+            zk_modes: Vec::new(),
+            threads: Some(1),
+            outputs: Vec::new(),
+        };
+        let table = table(&[result], &[Some(run)]);
+        let row = |name: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("no `{name}` row in\n{table}"))
+                .split_whitespace()
+                .last()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(row("UPDATE failed"), "1800");
+        assert_eq!(row("READ failed"), "200");
+        assert_eq!(row("UPDATE ops"), "0");
+    }
 }
