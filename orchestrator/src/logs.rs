@@ -23,12 +23,19 @@ pub struct FetchOptions {
     pub output: PathBuf,
     /// Delete each host's run directory once the tarball is verified.
     pub prune: bool,
+    /// Fetch ZooKeeper's data directories too (see [`ZK_DATA`]).
+    pub include_zk_data: bool,
     pub parallel: usize,
     /// The scenario text, recorded in the MANIFEST when known.
     pub scenario: Option<String>,
     /// Artifact name -> content hash, recorded in the MANIFEST when known.
     pub artifacts: BTreeMap<String, String>,
 }
+
+/// ZooKeeper's transaction logs and snapshots under each run's `zk/data/` (the designated
+/// leader's ensemble starts empty every run): tens of MB per server and run, mostly the
+/// preallocated log file, and no help in reading what happened. Left out unless asked for.
+pub const ZK_DATA: &str = "*/zk/data/version-2";
 
 /// One entry a host sent that orch did not write, and why.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -49,6 +56,9 @@ pub struct Manifest {
     pub artifacts: BTreeMap<String, String>,
     pub files: Vec<ManifestFile>,
     pub refused: Vec<Refused>,
+    /// Paths left out on the hosts (tar `--exclude` patterns), e.g. [`ZK_DATA`].
+    #[serde(default)]
+    pub excluded: Vec<String>,
 }
 
 /// A host and how its fetch went.
@@ -120,8 +130,13 @@ pub async fn fetch(hosts: &[&Host], opts: &FetchOptions) -> anyhow::Result<Fetch
             .find(|h| h.name == conn.host())
             .expect("selected host");
         let runs = format!("{}/runs", host.orch_dir.trim_end_matches('/'));
+        let exclude = if opts.include_zk_data {
+            String::new()
+        } else {
+            format!("--exclude={} ", quote::quote(ZK_DATA))
+        };
         let cmd = Cmd::script(&format!(
-            "cd {} && exec tar -cf - -- {}",
+            "cd {} && exec tar -cf - {exclude}-- {}",
             quote::path(&runs),
             quote::quote(&opts.run_id)
         ));
@@ -175,6 +190,11 @@ pub async fn fetch(hosts: &[&Host], opts: &FetchOptions) -> anyhow::Result<Fetch
         artifacts: opts.artifacts.clone(),
         files: Vec::new(),
         refused: Vec::new(),
+        excluded: if opts.include_zk_data {
+            Vec::new()
+        } else {
+            vec![ZK_DATA.to_string()]
+        },
     };
 
     let names: Vec<String> = fetched.iter().map(|h| h.name.clone()).collect();
@@ -496,6 +516,7 @@ mod tests {
             artifacts: BTreeMap::new(),
             files: Vec::new(),
             refused: Vec::new(),
+            excluded: Vec::new(),
         }
     }
 
