@@ -188,7 +188,11 @@ fn the_cloudlab_example_loads() {
     assert_eq!(names, ["node0", "node1", "node2", "node3", "node4"]);
     for (i, host) in inv.hosts.iter().enumerate() {
         let n = i + 1;
-        assert_eq!(host.ssh.destination, format!("ms100{n}.utah.cloudlab.us"));
+        // The seed reproduces on CloudLab's Wisconsin cluster only.
+        assert_eq!(
+            host.ssh.destination,
+            format!("c220g5-11090{n}.wisc.cloudlab.us")
+        );
         assert_eq!(host.ssh.user.as_deref(), Some("researcher"));
         assert_eq!(
             host.experiment_ip,

@@ -22,7 +22,16 @@ fn cloudlab_scenario_expands_to_both_leaders() {
     let w = s.runs[0].workload.as_ref().unwrap();
     assert_eq!((w.client.as_str(), w.threads), ("node0", 1));
     assert_eq!(w.properties["updateproportion"], "0.9");
-    assert_eq!(s.runs[0].delays.as_ref().unwrap().hosts.len(), 5);
+    // The seed: "node 0 serves as the client, without adding additional delay".
+    let delayed: Vec<&str> = s.runs[0]
+        .delays
+        .as_ref()
+        .unwrap()
+        .hosts
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(delayed, ["node1", "node2", "node3", "node4"]);
 }
 
 #[test]
