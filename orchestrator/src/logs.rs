@@ -68,6 +68,9 @@ pub struct ManifestHost {
     pub experiment_ip: String,
     /// `ok`, or the error that kept its logs out.
     pub status: String,
+    /// Name -> SHA-256 of what `orch setup` installed on the host (its `artifacts.json`).
+    #[serde(default)]
+    pub artifacts: BTreeMap<String, String>,
 }
 
 /// One file of the tarball.
@@ -105,6 +108,41 @@ pub fn validate_run_id(id: &str) -> anyhow::Result<()> {
 /// The run directory of `run_id` on a host.
 pub fn remote_run_dir(host: &Host, run_id: &str) -> String {
     format!("{}/runs/{run_id}", host.orch_dir.trim_end_matches('/'))
+}
+
+/// Each host's record of what `orch setup` installed (`<orch_dir>/artifacts.json`); a host
+/// without one (set up by an older orch) or that does not answer is left out.
+async fn installed_artifacts(
+    hosts: &[&Host],
+    parallel: usize,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let progress = Progress::new("artifacts", hosts.len());
+    let results = remote::each(hosts, parallel, &progress, |conn| async move {
+        let host = hosts
+            .iter()
+            .find(|h| h.name == conn.host())
+            .expect("selected host");
+        let record = format!(
+            "{}/{}",
+            host.orch_dir.trim_end_matches('/'),
+            crate::setup::ARTIFACTS_RECORD
+        );
+        conn.run(&Cmd::script(&format!(
+            "cat {} 2>/dev/null || true",
+            quote::path(&record)
+        )))
+        .await
+    })
+    .await;
+    progress.finish();
+    results
+        .into_iter()
+        .filter_map(|r| {
+            let out = r.result.ok()?;
+            let map = serde_json::from_str(&out.stdout).ok()?;
+            Some((r.host, map))
+        })
+        .collect()
 }
 
 /// Fetches the run's logs from every host into one verified tarball.
@@ -166,11 +204,13 @@ pub async fn fetch(hosts: &[&Host], opts: &FetchOptions) -> anyhow::Result<Fetch
         }
     }
 
+    let installed = installed_artifacts(&fetched, opts.parallel).await;
     let manifest_hosts = hosts
         .iter()
         .map(|h| ManifestHost {
             name: h.name.clone(),
             experiment_ip: h.experiment_ip.to_string(),
+            artifacts: installed.get(&h.name).cloned().unwrap_or_default(),
             status: failed_hosts
                 .iter()
                 .find(|(n, _)| n == &h.name)
