@@ -121,7 +121,8 @@ pub struct OpsProgress {
     what: String,
     total: Option<u64>,
     bar: Option<ProgressBar>,
-    last: std::sync::Mutex<u64>,
+    /// The last count shown: a plain line only when it moves.
+    last: std::sync::Mutex<Option<u64>>,
 }
 
 impl OpsProgress {
@@ -146,17 +147,17 @@ impl OpsProgress {
             what: what.to_string(),
             total,
             bar,
-            last: std::sync::Mutex::new(0),
+            last: std::sync::Mutex::new(None),
         }
     }
 
     /// YCSB reported `done` operations at `ops_per_sec` (its current rate).
     pub fn update(&self, done: u64, ops_per_sec: Option<f64>) {
         let mut last = self.last.lock().expect("not poisoned");
-        if done == *last && done != 0 {
+        if *last == Some(done) {
             return;
         }
-        *last = done;
+        *last = Some(done);
         let message = ops_message(done, self.total, ops_per_sec);
         match &self.bar {
             Some(bar) => {
