@@ -70,6 +70,11 @@ fn a_run_whose_operations_all_fail_exits_non_zero_with_the_count_per_operation()
         stderr.contains("run: 50 of 50 operations failed (100.0%: READ 50)"),
         "{stderr}"
     );
+    // Already while the runs go on, each phase says what failed.
+    assert!(
+        stderr.contains("; 50 of 50 operations FAILED\n"),
+        "{stderr}"
+    );
     // The table: no READ succeeded, all 50 failed, in both runs.
     let row = |name: &str| {
         stdout

@@ -213,7 +213,7 @@ fn a_host_without_the_run_is_reported_and_the_rest_fetched() {
         text(&out.stderr)
     );
     let manifest = logs::read_manifest(&tarball).unwrap();
-    assert_eq!(manifest.files.len(), 2);
+    assert_eq!(manifest.files.len(), 3);
     assert!(manifest.files.iter().all(|f| f.path.starts_with("host2/")));
     assert_ne!(manifest.hosts[0].status, "ok");
 }

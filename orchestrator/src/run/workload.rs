@@ -121,7 +121,14 @@ pub async fn run(
         let status = local.join(format!("ycsb-{phase}.status.txt"));
         conn.download(&log, tokio::fs::File::create(&status).await?)
             .await?;
-        eprintln!("   ycsb {phase}: done ({})", dest.display());
+        let failed = std::fs::read_to_string(&dest)
+            .ok()
+            .and_then(|t| ycsb_report::parse(&t).ok())
+            .map(|r| (r.failed(), r.attempted()))
+            .filter(|(failed, _)| *failed > 0)
+            .map(|(failed, all)| format!("; {failed} of {all} operations FAILED"))
+            .unwrap_or_default();
+        eprintln!("   ycsb {phase}: done ({}){failed}", dest.display());
         outputs.push((phase.to_string(), dest));
     }
     Ok(outputs)
