@@ -223,6 +223,19 @@ fn logs_of_the_shipped_lab_scenario_are_small_without_zookeeper_data() {
         let out = lab.orch(&args);
         assert!(out.status.success(), "{}", text(&out.stderr));
         let manifest = orch::logs::read_manifest(&tarball).unwrap();
+        // What `orch setup` pushed to each host, by hash.
+        for h in &manifest.hosts {
+            let node = h.artifacts.get("orch-node").map_or(0, String::len);
+            assert_eq!(node, 64, "{}: {:?}", h.name, h.artifacts);
+            assert!(
+                h.artifacts
+                    .keys()
+                    .any(|k| k.starts_with("apache-zookeeper-")),
+                "{}: {:?}",
+                h.name,
+                h.artifacts
+            );
+        }
         let bytes: u64 = manifest.files.iter().map(|f| f.size).sum();
         eprintln!(
             "fetch-logs {}: {} files, {bytes} bytes uncompressed, {} bytes compressed",
