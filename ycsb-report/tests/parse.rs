@@ -197,6 +197,13 @@ fn ycsb_0_12_prints_counts_as_doubles() {
     assert_eq!(gc.value, 3866.0);
 }
 
+/// Releases before 0.7 printed the int their `DB` methods returned, 0 for success.
+#[test]
+fn return_code_zero_is_success() {
+    let r = parse("[READ], Operations, 3\n[READ], Return=0, 3\n[READ], Return=-1, 1\n").unwrap();
+    assert_eq!((r.attempted(), r.failed()), (4, 1));
+}
+
 #[test]
 fn a_count_must_be_whole() {
     let err = parse("[READ], Operations, 2.5\n").unwrap_err();
