@@ -54,6 +54,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Create a ZooKeeper znode and its parents if missing (the chroot real YCSB's ZooKeeper
+    /// binding needs before `load`, what the seed did with `create /benchmark` in zkCli.sh).
+    Chroot {
+        /// A YCSB connect string with the znode as its chroot: `h1:2181,h2:2181/benchmark`.
+        #[arg(long)]
+        connect: String,
+    },
     /// Ask a ZooKeeper server a four-letter word (srvr, ruok, mntr, stat) and print the answer.
     Fourlw {
         /// The server's client address, HOST:PORT.
@@ -96,6 +103,7 @@ fn main() -> anyhow::Result<()> {
         Command::Rtt(args) => rtt_cmd::run(&args),
         Command::Traffic { command } => traffic::run(command),
         Command::Ycsb { args } => ycsb::main(&args),
+        Command::Chroot { connect } => ycsb::create_chroot(&connect),
         Command::Fourlw {
             server,
             word,

@@ -381,3 +381,124 @@ fn properties_it_cannot_honor_are_rejected_before_connecting() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// What real YCSB's ZooKeeper binding needs before `load` (the seed's `create /benchmark`):
+/// `orch-node chroot` creates it with its parents, again without complaint, and needs a chroot.
+#[test]
+fn chroot_creates_the_znode_real_ycsb_needs() {
+    let zk = ZooKeeper::start();
+    let chroot = |connect: &str| {
+        Command::new(env!("CARGO_BIN_EXE_orch-node"))
+            .args(["chroot", "--connect", connect])
+            .output()
+            .unwrap()
+    };
+    for _ in 0..2 {
+        let out = chroot(&zk.connect_string("/exp/benchmark"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let children = records(&zk.connect_string(""), "/exp");
+    assert_eq!(children.keys().collect::<Vec<_>>(), ["benchmark"]);
+    let out = chroot(&zk.connect_string(""));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no chroot"));
+}
+
+fn workspace_file(rel: &str) -> String {
+    format!("{}/../{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every core workload file orch ships (scenarios/workloads/) loads and runs as it is, with
+/// no failed operation (workloade, all scans, is refused by `scanproportion`: see
+/// properties_it_cannot_honor_are_rejected_before_connecting).
+#[test]
+fn every_shipped_core_workload_loads_and_runs() {
+    let zk = ZooKeeper::start();
+    for (i, name) in [
+        "workloada",
+        "workloadb",
+        "workloadc",
+        "workloadd",
+        "workloadf",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let file = workspace_file(&format!("scenarios/workloads/{name}"));
+        let connect = format!(
+            "zookeeper.connectString={}",
+            zk.connect_string(&format!("/w{i}"))
+        );
+        let small = ["-p", "recordcount=40", "-p", "operationcount=60"];
+        let mut load = vec!["load", "-P", &file, "-p", &connect];
+        load.extend(small);
+        let (text, _) = ycsb_ok(&load);
+        let report = ycsb_report::parse(&text).unwrap();
+        assert_eq!(report.failed(), 0, "{name} load: {text}");
+        let mut run = vec!["run", "-P", &file, "-p", &connect];
+        run.extend(small);
+        let (text, _) = ycsb_ok(&run);
+        let report = ycsb_report::parse(&text).unwrap();
+        assert_eq!(
+            (report.attempted() > 0, report.failed()),
+            (true, 0),
+            "{name} run: {text}"
+        );
+    }
+}
+
+/// The seed's run line asks for `histogram.buckets=500`, which real YCSB honours only with
+/// `measurementtype=histogram`: then the output has YCSB's histogram lines (variance, 95th
+/// and 99th percentile at 1 ms resolution) and still parses.
+#[test]
+fn histogram_measurement_type_with_the_seeds_buckets() {
+    let zk = ZooKeeper::start();
+    let file = workspace_file("scenarios/workloads/workloadb");
+    let connect = format!(
+        "zookeeper.connectString={}",
+        zk.connect_string("/benchmark")
+    );
+    ycsb_ok(&["load", "-P", &file, "-p", &connect, "-p", "recordcount=50"]);
+    let (text, status) = ycsb_ok(&[
+        "run",
+        "-s",
+        "-P",
+        &file,
+        "-p",
+        &connect,
+        "-p",
+        "recordcount=50",
+        "-p",
+        "operationcount=200",
+        "-p",
+        "readproportion=0.1",
+        "-p",
+        "updateproportion=0.9",
+        "-p",
+        "measurementtype=histogram",
+        "-p",
+        "histogram.buckets=500",
+    ]);
+    let report = ycsb_report::parse(&text).unwrap();
+    let update = report.operation("UPDATE").unwrap();
+    assert_eq!(update.returned("OK"), update.count);
+    assert!(
+        update.other.iter().any(|m| m.name == "LatencyVariance(us)"),
+        "{text}"
+    );
+    let ps: Vec<f64> = update.percentiles.iter().map(|p| p.percentile).collect();
+    assert_eq!(ps, [95.0, 99.0], "{text}");
+    assert!(
+        update
+            .percentiles
+            .iter()
+            .all(|p| p.latency_us % 1000.0 == 0.0),
+        "{text}"
+    );
+    let last = status.lines().last().unwrap_or_default();
+    assert!(last.contains("[UPDATE AverageLatency(us)="), "{last}");
+}

@@ -101,8 +101,13 @@ struct FetchLogsArgs {
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Delete the run directory on each host once the tarball is written and verified.
-    #[arg(long)]
+    /// Needs --include-zk-data, so nothing is deleted that is not on the controller.
+    #[arg(long, requires = "include_zk_data")]
     prune: bool,
+    /// Also fetch ZooKeeper's data directories (transaction logs and snapshots, tens of MB per
+    /// server and run); they are left out by default.
+    #[arg(long)]
+    include_zk_data: bool,
     /// The results store.
     #[arg(long, default_value = "results", value_name = "DIR")]
     results: PathBuf,
@@ -336,6 +341,7 @@ fn fetch_logs(
         run_id,
         output,
         prune: args.prune,
+        include_zk_data: args.include_zk_data,
         parallel,
         scenario: run.as_ref().and_then(|r| r.scenario_text()),
         artifacts: run.as_ref().map(|r| r.artifacts()).unwrap_or_default(),

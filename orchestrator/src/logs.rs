@@ -23,12 +23,19 @@ pub struct FetchOptions {
     pub output: PathBuf,
     /// Delete each host's run directory once the tarball is verified.
     pub prune: bool,
+    /// Fetch ZooKeeper's data directories too (see [`ZK_DATA`]).
+    pub include_zk_data: bool,
     pub parallel: usize,
     /// The scenario text, recorded in the MANIFEST when known.
     pub scenario: Option<String>,
     /// Artifact name -> content hash, recorded in the MANIFEST when known.
     pub artifacts: BTreeMap<String, String>,
 }
+
+/// ZooKeeper's transaction logs and snapshots under each run's `zk/data/` (the designated
+/// leader's ensemble starts empty every run): tens of MB per server and run, mostly the
+/// preallocated log file, and no help in reading what happened. Left out unless asked for.
+pub const ZK_DATA: &str = "*/zk/data/version-2";
 
 /// One entry a host sent that orch did not write, and why.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -49,6 +56,9 @@ pub struct Manifest {
     pub artifacts: BTreeMap<String, String>,
     pub files: Vec<ManifestFile>,
     pub refused: Vec<Refused>,
+    /// Paths left out on the hosts (tar `--exclude` patterns), e.g. [`ZK_DATA`].
+    #[serde(default)]
+    pub excluded: Vec<String>,
 }
 
 /// A host and how its fetch went.
@@ -58,6 +68,9 @@ pub struct ManifestHost {
     pub experiment_ip: String,
     /// `ok`, or the error that kept its logs out.
     pub status: String,
+    /// Name -> SHA-256 of what `orch setup` installed on the host (its `artifacts.json`).
+    #[serde(default)]
+    pub artifacts: BTreeMap<String, String>,
 }
 
 /// One file of the tarball.
@@ -97,6 +110,41 @@ pub fn remote_run_dir(host: &Host, run_id: &str) -> String {
     format!("{}/runs/{run_id}", host.orch_dir.trim_end_matches('/'))
 }
 
+/// Each host's record of what `orch setup` installed (`<orch_dir>/artifacts.json`); a host
+/// without one (set up by an older orch) or that does not answer is left out.
+async fn installed_artifacts(
+    hosts: &[&Host],
+    parallel: usize,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let progress = Progress::new("artifacts", hosts.len());
+    let results = remote::each(hosts, parallel, &progress, |conn| async move {
+        let host = hosts
+            .iter()
+            .find(|h| h.name == conn.host())
+            .expect("selected host");
+        let record = format!(
+            "{}/{}",
+            host.orch_dir.trim_end_matches('/'),
+            crate::setup::ARTIFACTS_RECORD
+        );
+        conn.run(&Cmd::script(&format!(
+            "cat {} 2>/dev/null || true",
+            quote::path(&record)
+        )))
+        .await
+    })
+    .await;
+    progress.finish();
+    results
+        .into_iter()
+        .filter_map(|r| {
+            let out = r.result.ok()?;
+            let map = serde_json::from_str(&out.stdout).ok()?;
+            Some((r.host, map))
+        })
+        .collect()
+}
+
 /// Fetches the run's logs from every host into one verified tarball.
 pub async fn fetch(hosts: &[&Host], opts: &FetchOptions) -> anyhow::Result<FetchReport> {
     validate_run_id(&opts.run_id)?;
@@ -120,8 +168,13 @@ pub async fn fetch(hosts: &[&Host], opts: &FetchOptions) -> anyhow::Result<Fetch
             .find(|h| h.name == conn.host())
             .expect("selected host");
         let runs = format!("{}/runs", host.orch_dir.trim_end_matches('/'));
+        let exclude = if opts.include_zk_data {
+            String::new()
+        } else {
+            format!("--exclude={} ", quote::quote(ZK_DATA))
+        };
         let cmd = Cmd::script(&format!(
-            "cd {} && exec tar -cf - -- {}",
+            "cd {} && exec tar -cf - {exclude}-- {}",
             quote::path(&runs),
             quote::quote(&opts.run_id)
         ));
@@ -151,11 +204,13 @@ pub async fn fetch(hosts: &[&Host], opts: &FetchOptions) -> anyhow::Result<Fetch
         }
     }
 
+    let installed = installed_artifacts(&fetched, opts.parallel).await;
     let manifest_hosts = hosts
         .iter()
         .map(|h| ManifestHost {
             name: h.name.clone(),
             experiment_ip: h.experiment_ip.to_string(),
+            artifacts: installed.get(&h.name).cloned().unwrap_or_default(),
             status: failed_hosts
                 .iter()
                 .find(|(n, _)| n == &h.name)
@@ -175,6 +230,11 @@ pub async fn fetch(hosts: &[&Host], opts: &FetchOptions) -> anyhow::Result<Fetch
         artifacts: opts.artifacts.clone(),
         files: Vec::new(),
         refused: Vec::new(),
+        excluded: if opts.include_zk_data {
+            Vec::new()
+        } else {
+            vec![ZK_DATA.to_string()]
+        },
     };
 
     let names: Vec<String> = fetched.iter().map(|h| h.name.clone()).collect();
@@ -496,6 +556,7 @@ mod tests {
             artifacts: BTreeMap::new(),
             files: Vec::new(),
             refused: Vec::new(),
+            excluded: Vec::new(),
         }
     }
 

@@ -115,6 +115,87 @@ impl Progress {
     }
 }
 
+/// Progress of a long YCSB phase from its status lines: operations done of the total, ops/s and
+/// the time left; a bar on a terminal, a plain line per change otherwise.
+pub struct OpsProgress {
+    what: String,
+    total: Option<u64>,
+    bar: Option<ProgressBar>,
+    /// The last count shown: a plain line only when it moves.
+    last: std::sync::Mutex<Option<u64>>,
+}
+
+impl OpsProgress {
+    /// `total` operations when the workload says how many (else a count without a bar).
+    pub fn new(what: &str, total: Option<u64>) -> OpsProgress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+            let template = match total {
+                Some(_) => "{spinner} {prefix} [{bar:30}] {pos}/{len} ops {msg}",
+                None => "{spinner} {prefix} {pos} ops {msg}",
+            };
+            bar.set_style(
+                ProgressStyle::with_template(template)
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(what.to_string());
+            bar.enable_steady_tick(std::time::Duration::from_millis(100));
+            bar
+        });
+        OpsProgress {
+            what: what.to_string(),
+            total,
+            bar,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// YCSB reported `done` operations at `ops_per_sec` (its current rate).
+    pub fn update(&self, done: u64, ops_per_sec: Option<f64>) {
+        let mut last = self.last.lock().expect("not poisoned");
+        if *last == Some(done) {
+            return;
+        }
+        *last = Some(done);
+        let message = ops_message(done, self.total, ops_per_sec);
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(done);
+                bar.set_message(message);
+            }
+            None => {
+                let of = self.total.map(|t| format!("/{t}")).unwrap_or_default();
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "   {}: {done}{of} ops {message}",
+                    self.what
+                );
+            }
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `98.5 ops/s, 1m 12s left` (what is known of it).
+fn ops_message(done: u64, total: Option<u64>, ops_per_sec: Option<f64>) -> String {
+    let Some(rate) = ops_per_sec.filter(|r| *r > 0.0) else {
+        return String::new();
+    };
+    let mut m = format!("{rate:.1} ops/s");
+    if let Some(total) = total {
+        let left = (total.saturating_sub(done) as f64 / rate).ceil() as u64;
+        m.push_str(&format!(", {}m {:02}s left", left / 60, left % 60));
+    }
+    m
+}
+
 /// Formats rows as left-aligned columns separated by two spaces.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
@@ -154,5 +235,15 @@ mod tests {
             ],
         );
         assert_eq!(t, "HOST      STATE\nh1        ok\nlongname  unreachable");
+    }
+
+    #[test]
+    fn ops_progress_message() {
+        assert_eq!(
+            super::ops_message(400, Some(1000), Some(100.0)),
+            "100.0 ops/s, 0m 06s left"
+        );
+        assert_eq!(super::ops_message(10, None, Some(2.5)), "2.5 ops/s");
+        assert_eq!(super::ops_message(0, Some(10), None), "");
     }
 }

@@ -50,7 +50,9 @@ struct RunSummary<'a> {
     /// Operations that returned anything but OK, in the run phase.
     errors: u64,
     election: Option<&'a orch_analysis::elect::Summary>,
-    failure: Option<&'a str>,
+    /// Why this run counts as failed (failed operations above `workload.max_error_pct`, a
+    /// safety violation), if it does.
+    failed: Option<&'a str>,
 }
 
 /// Parses every output and writes summary.json, summary.csv, cells.json and cells.csv;
@@ -74,7 +76,7 @@ pub fn write(
                 _ => run = Some(report),
             }
         }
-        let errors = run.as_ref().map_or(0, errors);
+        let errors = run.as_ref().map_or(0, Report::failed);
         runs.push(RunSummary {
             label: &r.label,
             matrix: r
@@ -94,7 +96,7 @@ pub fn write(
             run,
             errors,
             election: r.election.as_ref(),
-            failure: r.failure.as_deref(),
+            failed: r.failure.as_deref(),
         });
     }
     let summary = Summary {
@@ -118,15 +120,46 @@ pub fn write(
     Ok((reports, cells))
 }
 
-/// Non-OK returns across all operations.
-fn errors(report: &Report) -> u64 {
-    report
-        .operations
-        .iter()
-        .flat_map(|o| o.returns.iter())
-        .filter(|(status, _)| status.as_str() != "OK")
-        .map(|(_, n)| n)
-        .sum()
+/// Why a run's YCSB outputs make it fail, if they do: an output that does not parse, or failed
+/// operations above `max_pct` percent (`workload.max_error_pct`).
+pub fn ycsb_failure(max_pct: f64, outputs: &[(String, PathBuf)]) -> Option<String> {
+    let (mut load, mut run) = (None, None);
+    for (phase, path) in outputs {
+        let parsed = std::fs::read_to_string(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|t| Ok(ycsb_report::parse(&t)?));
+        match (phase.as_str(), parsed) {
+            (_, Err(e)) => return Some(format!("{}: {e}", path.display())),
+            ("load", Ok(p)) => load = Some(p),
+            (_, Ok(p)) => run = Some(p),
+        }
+    }
+    verdict(max_pct, load.as_ref(), run.as_ref())
+}
+
+/// `Some(reason)` when a phase's failed operations exceed `max_pct` percent of its operations.
+pub fn verdict(max_pct: f64, load: Option<&Report>, run: Option<&Report>) -> Option<String> {
+    let mut reasons = Vec::new();
+    for (phase, report) in [("load", load), ("run", run)] {
+        let Some(report) = report else { continue };
+        let (failed, attempted) = (report.failed(), report.attempted());
+        if failed == 0 {
+            continue;
+        }
+        let pct = 100.0 * failed as f64 / attempted as f64;
+        if pct > max_pct {
+            let per_op: Vec<String> = report
+                .db_operations()
+                .filter(|o| o.failed() > 0)
+                .map(|o| format!("{} {}", o.name, o.failed()))
+                .collect();
+            reasons.push(format!(
+                "{phase}: {failed} of {attempted} operations failed ({pct:.1}%: {}), above workload.max_error_pct {max_pct}",
+                per_op.join(", ")
+            ));
+        }
+    }
+    (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
 /// Operations worth a column: every one with an Operations count, except YCSB's bookkeeping.
@@ -174,13 +207,13 @@ fn csv(summary: &Summary) -> String {
             "ops_per_sec",
             "runtime_ms",
             "errors",
-            "failure",
+            "failed",
         ]
         .map(String::from),
     );
     header.extend(ELECTION_COLUMNS.iter().map(|(c, _)| c.to_string()));
     for op in &ops {
-        for col in ["count", "avg_us", "min_us", "max_us"] {
+        for col in ["count", "failed", "avg_us", "min_us", "max_us"] {
             header.push(format!("{op}_{col}"));
         }
         for p in &ps {
@@ -204,13 +237,14 @@ fn csv(summary: &Summary) -> String {
         row.push(num(rep.and_then(|x| x.throughput)));
         row.push(num(rep.and_then(|x| x.runtime_ms)));
         row.push(r.errors.to_string());
-        row.push(r.failure.unwrap_or("").to_string());
+        row.push(r.failed.unwrap_or("").to_string());
         for (_, value) in ELECTION_COLUMNS {
             row.push(num(r.election.and_then(value)));
         }
         for op in &ops {
             let o = rep.and_then(|x| x.operation(op));
             row.push(o.map(|o| o.count.to_string()).unwrap_or_default());
+            row.push(o.map(|o| o.failed().to_string()).unwrap_or_default());
             row.push(num(o.and_then(|o| o.average_us)));
             row.push(num(o.and_then(|o| o.min_us)));
             row.push(num(o.and_then(|o| o.max_us)));
@@ -321,6 +355,9 @@ pub fn table(results: &[RunResult], reports: &[Option<Report>]) -> String {
         push(&format!("{op} ops"), &|i| {
             get(i).map(|o| o.count.to_string()).unwrap_or_default()
         });
+        push(&format!("{op} failed"), &|i| {
+            get(i).map(|o| o.failed().to_string()).unwrap_or_default()
+        });
         push(&format!("{op} avg ms"), &|i| {
             fmt(get(i).and_then(|o| o.average_us).map(|u| u / 1000.0))
         });
@@ -387,4 +424,67 @@ fn election_rows(results: &[RunResult], push: &mut PushRow) {
 
 fn fmt(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every update failed: YCSB still prints `[UPDATE]` (no latencies, the `Return=` counts).
+    const ALL_FAILED: &str = "[OVERALL], RunTime(ms), 2000\n\
+        [UPDATE], Operations, 0\n\
+        [UPDATE], Return=ERROR, 1800\n\
+        [UPDATE-FAILED], Operations, 1800\n\
+        [READ], Operations, 0\n\
+        [READ], Return=NOT_FOUND, 200\n";
+
+    #[test]
+    fn failed_operations_above_the_limit_fail_the_run() {
+        let run = ycsb_report::parse(ALL_FAILED).unwrap();
+        let why = verdict(0.0, None, Some(&run)).unwrap();
+        assert!(
+            why.contains("run: 2000 of 2000 operations failed (100.0%: UPDATE 1800, READ 200)"),
+            "{why}"
+        );
+        assert_eq!(verdict(100.0, None, Some(&run)), None);
+        let some = ycsb_report::parse(
+            "[UPDATE], Operations, 98\n[UPDATE], Return=OK, 98\n[UPDATE], Return=ERROR, 2\n",
+        )
+        .unwrap();
+        assert_eq!(verdict(2.0, None, Some(&some)), None, "2% is not above 2%");
+        assert!(verdict(1.0, Some(&some), None)
+            .unwrap()
+            .starts_with("load: 2 of 100"));
+        assert_eq!(verdict(0.0, None, None), None);
+    }
+
+    #[test]
+    fn the_table_shows_failed_operations_per_operation() {
+        let run = ycsb_report::parse(ALL_FAILED).unwrap();
+        let result = RunResult {
+            label: "r1".into(),
+            matrix: Vec::new(),
+            repetition: 1,
+            leader: Some("h1".into()),
+            zk_modes: Vec::new(),
+            threads: Some(1),
+            outputs: Vec::new(),
+            election: None,
+            failure: None,
+        };
+        let table = table(&[result], &[Some(run)]);
+        let row = |name: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("no `{name}` row in\n{table}"))
+                .split_whitespace()
+                .last()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(row("UPDATE failed"), "1800");
+        assert_eq!(row("READ failed"), "200");
+        assert_eq!(row("UPDATE ops"), "0");
+    }
 }

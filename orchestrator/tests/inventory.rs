@@ -78,6 +78,7 @@ bad! {
     zookeeper_without_zk_id => (8, 11, "hosts[1].zk_id", "missing; every host with role zookeeper needs one");
     zk_id_without_zookeeper => (6, 12, "hosts[0].zk_id", "only allowed on a host with role zookeeper");
     bad_host_key => (2, 13, "defaults.host_key", "`ask` is not a host key policy; expected strict or accept-new");
+    bad_java => (2, 9, "defaults.java", "`apt` is not a Java policy; expected require (the default) or install");
     bad_interface => (5, 24, "hosts[0].interfaces[1]", "`eth0:1` contains ':'");
     bad_jump => (5, 11, "hosts[0].jump", "port `99999` is not 1..=65535");
     bad_arch => (5, 11, "hosts[0].arch", "`riscv64` is not a supported architecture");
@@ -188,7 +189,11 @@ fn the_cloudlab_example_loads() {
     assert_eq!(names, ["node0", "node1", "node2", "node3", "node4"]);
     for (i, host) in inv.hosts.iter().enumerate() {
         let n = i + 1;
-        assert_eq!(host.ssh.destination, format!("ms100{n}.utah.cloudlab.us"));
+        // The seed reproduces on CloudLab's Wisconsin cluster only.
+        assert_eq!(
+            host.ssh.destination,
+            format!("c220g5-11090{n}.wisc.cloudlab.us")
+        );
         assert_eq!(host.ssh.user.as_deref(), Some("researcher"));
         assert_eq!(
             host.experiment_ip,

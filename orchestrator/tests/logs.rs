@@ -9,11 +9,13 @@ use std::path::Path;
 use common::{text, Lab};
 use orch::logs;
 
-/// Makes `~/.orch/runs/<run>/` on every host of the lab with a few log files.
+/// Makes `~/.orch/runs/<run>/` on every host of the lab with a few log files, and a run's
+/// ZooKeeper data directory (`r01/zk/data/`: myid, a transaction log).
 fn make_run(lab: &Lab, run: &str) {
     let script = format!(
-        "d=~/.orch/runs/{run}; mkdir -p \"$d/sub dir\" && hostname -I > \"$d/addr.log\" && \
-         seq 1 20000 > \"$d/sub dir/big log.txt\""
+        "d=~/.orch/runs/{run}; mkdir -p \"$d/sub dir\" \"$d/r01/zk/data/version-2\" && \
+         hostname -I > \"$d/addr.log\" && seq 1 20000 > \"$d/sub dir/big log.txt\" && \
+         echo 1 > \"$d/r01/zk/data/myid\" && seq 1 1000 > \"$d/r01/zk/data/version-2/log.100000001\""
     );
     let out = lab.exec(&["--", "sh", "-c", &script]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -55,9 +57,16 @@ fn fetch_gives_a_folder_per_host_and_a_verified_manifest() {
         );
     }
     assert!(names.contains(&"MANIFEST".to_string()));
+    // ZooKeeper's transaction logs stay on the hosts unless asked for; myid comes along.
+    assert!(
+        names.contains(&"host1/r01/zk/data/myid".to_string()),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.contains("version-2")), "{names:?}");
     let manifest = logs::read_manifest(&tarball).unwrap();
     assert_eq!(manifest.run_id, "r1");
-    assert_eq!(manifest.files.len(), 6);
+    assert_eq!(manifest.excluded, [logs::ZK_DATA]);
+    assert_eq!(manifest.files.len(), 9);
     assert_eq!(manifest.hosts.len(), 3);
     assert!(manifest.hosts.iter().all(|h| h.status == "ok"));
     logs::verify(&tarball, &manifest).unwrap();
@@ -93,6 +102,33 @@ fn fetch_gives_a_folder_per_host_and_a_verified_manifest() {
     // Without --prune the remote logs stay.
     let still = lab.exec(&["--", "test", "-d", ".orch/runs/r1"]);
     assert!(still.status.success());
+
+    let all = out_dir.join("all.tar.gz");
+    let out = lab.orch(&[
+        "-i",
+        inv,
+        "fetch-logs",
+        "--run",
+        "r1",
+        "--include-zk-data",
+        "-o",
+        all.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let names = tar_names(&all);
+    assert!(
+        names.contains(&"host3/r01/zk/data/version-2/log.100000001".to_string()),
+        "{names:?}"
+    );
+    assert!(logs::read_manifest(&all).unwrap().excluded.is_empty());
+    // Pruning would delete what was left out: it needs --include-zk-data.
+    let out = lab.orch(&["-i", inv, "fetch-logs", "--run", "r1", "--prune"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--include-zk-data"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -120,6 +156,7 @@ fn hostile_entries_are_refused_and_nothing_escapes() {
         "-o",
         tarball.to_str().unwrap(),
         "--prune",
+        "--include-zk-data",
     ]);
     assert!(
         !out.status.success(),
@@ -176,7 +213,7 @@ fn a_host_without_the_run_is_reported_and_the_rest_fetched() {
         text(&out.stderr)
     );
     let manifest = logs::read_manifest(&tarball).unwrap();
-    assert_eq!(manifest.files.len(), 2);
+    assert_eq!(manifest.files.len(), 3);
     assert!(manifest.files.iter().all(|f| f.path.starts_with("host2/")));
     assert_ne!(manifest.hosts[0].status, "ok");
 }

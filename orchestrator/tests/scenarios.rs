@@ -22,7 +22,16 @@ fn cloudlab_scenario_expands_to_both_leaders() {
     let w = s.runs[0].workload.as_ref().unwrap();
     assert_eq!((w.client.as_str(), w.threads), ("node0", 1));
     assert_eq!(w.properties["updateproportion"], "0.9");
-    assert_eq!(s.runs[0].delays.as_ref().unwrap().hosts.len(), 5);
+    // The seed: "node 0 serves as the client, without adding additional delay".
+    let delayed: Vec<&str> = s.runs[0]
+        .delays
+        .as_ref()
+        .unwrap()
+        .hosts
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(delayed, ["node1", "node2", "node3", "node4"]);
 }
 
 #[test]
@@ -61,7 +70,10 @@ fn election_scenarios_validate_for_the_lab_and_cloudlab() {
         assert_eq!(s.runs.len(), runs, "{name}-lab");
         let e = s.runs[0].election.as_ref().unwrap();
         assert_eq!(e.hosts.len(), 5);
-        assert!(e.config.tcp_monitor && s.runs[0].traffic.is_some(), "{name}");
+        assert!(
+            e.config.tcp_monitor && s.runs[0].traffic.is_some(),
+            "{name}"
+        );
         Scenario::load(&workspace(&format!("scenarios/{name}.yaml")), &cloudlab).unwrap();
     }
 }

@@ -311,7 +311,8 @@ fn a_zookeeper_host_without_java_gets_a_clear_error_and_the_others_carry_on() {
     assert!(
         stderr.contains(
             "host2: no `java` on the PATH, and this host has the zookeeper role; install Java \
-             on it with: sudo apt-get install -y default-jre-headless"
+             on it (sudo apt-get install -y default-jre-headless), or set `java: install` in \
+             the inventory and orch setup will"
         ),
         "{stderr}"
     );

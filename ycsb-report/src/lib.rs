@@ -88,6 +88,24 @@ impl Report {
     pub fn operation(&self, name: &str) -> Option<&Operation> {
         self.operations.iter().find(|o| o.name == name)
     }
+
+    /// The database operations (READ, UPDATE, INSERT, ...): every section with `Return=`
+    /// lines, so neither YCSB's bookkeeping (`CLEANUP`) nor the latency-only sections of failed
+    /// operations (`READ-FAILED`, `READ-ERROR`) nor `READ-MODIFY-WRITE`, whose read and update
+    /// are counted on their own.
+    pub fn db_operations(&self) -> impl Iterator<Item = &Operation> {
+        self.operations.iter().filter(|o| !o.returns.is_empty())
+    }
+
+    /// Failed operations over all database operations.
+    pub fn failed(&self) -> u64 {
+        self.db_operations().map(Operation::failed).sum()
+    }
+
+    /// Every database operation attempted (with a `Return=` line).
+    pub fn attempted(&self) -> u64 {
+        self.db_operations().map(Operation::attempted).sum()
+    }
 }
 
 impl Operation {
@@ -102,6 +120,23 @@ impl Operation {
     /// The `Return=` count for `status` (`OK`, `ERROR`, `NOT_FOUND`, ...), 0 if absent.
     pub fn returned(&self, status: &str) -> u64 {
         self.returns.get(status).copied().unwrap_or(0)
+    }
+
+    /// Operations that returned anything but success (`ERROR`, `NOT_FOUND`,
+    /// `UNEXPECTED_STATE`, ...): YCSB counts every attempt under the operation's own section,
+    /// failed or not. Success is `OK`, or `0` in releases before 0.7, whose `DB` methods
+    /// returned an int, "zero on success".
+    pub fn failed(&self) -> u64 {
+        self.returns
+            .iter()
+            .filter(|(status, _)| !matches!(status.as_str(), "OK" | "0"))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Every attempt with a `Return=` line, failed or not.
+    pub fn attempted(&self) -> u64 {
+        self.returns.values().sum()
     }
 }
 
@@ -229,14 +264,23 @@ fn number(l: &Line) -> Result<f64, ParseError> {
     })
 }
 
+/// A whole number. YCSB releases before 0.13 print counts as Java doubles (`492.0`, `1.0E7`):
+/// those parse too, as long as they are whole.
 fn count(l: &Line) -> Result<u64, ParseError> {
-    l.value.parse().map_err(|_| ParseError {
+    let not_a_count = || ParseError {
         line: l.number,
         message: format!(
             "[{}], {}: `{}` is not a count",
             l.section, l.metric, l.value
         ),
-    })
+    };
+    if let Ok(n) = l.value.parse::<u64>() {
+        return Ok(n);
+    }
+    match l.value.parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.fract() == 0.0 && v < u64::MAX as f64 => Ok(v as u64),
+        _ => Err(not_a_count()),
+    }
 }
 
 fn metric(l: &Line) -> Result<Metric, ParseError> {

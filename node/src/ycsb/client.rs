@@ -193,7 +193,7 @@ pub async fn run(s: Settings) -> Result<String> {
         runtime_ms,
         operations,
         &merged,
-        &s.measurements.percentiles,
+        &s.measurements,
     ))
 }
 
@@ -387,6 +387,7 @@ fn print_status(
             interval_ops: total - last_total,
             interval_ms: ms(now - interval_start),
             intervals: &intervals,
+            histogram: s.measurements.histogram.is_some(),
         })
     );
     total

@@ -1,6 +1,8 @@
 //! Latency histograms and return codes per operation, kept as YCSB's `DBWrapper` and
 //! `OneMeasurementHdrHistogram` keep them (microseconds, 3 significant digits, failed
-//! operations under `<OP>-FAILED`), so the printed numbers mean the same as real YCSB's.
+//! operations under `<OP>-FAILED`), so the printed numbers mean the same as real YCSB's. With
+//! `measurementtype=histogram`, also as `OneMeasurementHistogram` keeps them: exact sums, and
+//! `histogram.buckets` buckets of 1 ms.
 //!
 //! Every client thread records into its own `Measurements`; the status line and the final
 //! report merge them.
@@ -15,13 +17,24 @@ use hdrhistogram::Histogram;
 use super::db::Status;
 use super::properties::Properties;
 
-/// The measurement properties (`hdrhistogram.percentiles`, error naming).
+/// The measurement properties (`measurementtype`, `hdrhistogram.percentiles`, error naming).
 #[derive(Debug)]
 pub struct Settings {
-    /// Percentiles printed per operation, in the given order.
+    /// Percentiles printed per operation, in the given order (`hdrhistogram` only).
     pub percentiles: Vec<f64>,
+    /// `measurementtype=histogram`: YCSB's millisecond-bucket histogram instead.
+    pub histogram: Option<Buckets>,
     report_each_error: bool,
     tracked_errors: Vec<String>,
+}
+
+/// `OneMeasurementHistogram`'s settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buckets {
+    /// `histogram.buckets` (1000): buckets of 1 ms; longer latencies count as overflow.
+    pub count: usize,
+    /// `measurement.histogram.verbose`: print every bucket.
+    pub verbose: bool,
 }
 
 impl Settings {
@@ -36,8 +49,28 @@ impl Settings {
                 _ => bail!("hdrhistogram.percentiles={list}: `{item}` is not a percentile"),
             }
         }
+        let verbose = p.flag("measurement.histogram.verbose", false);
+        let histogram = match p.string("measurementtype", "hdrhistogram").trim() {
+            "hdrhistogram" => {
+                if verbose {
+                    bail!("measurement.histogram.verbose=true needs measurementtype=histogram");
+                }
+                None
+            }
+            "histogram" => {
+                let count: usize = p.number("histogram.buckets", 1000)?;
+                if count == 0 {
+                    bail!("histogram.buckets=0: at least one bucket is needed");
+                }
+                Some(Buckets { count, verbose })
+            }
+            other => bail!(
+                "measurementtype={other} is not supported by orch-node ycsb (hdrhistogram or histogram)"
+            ),
+        };
         Ok(Self {
             percentiles,
+            histogram,
             report_each_error: p.flag("reportlatencyforeacherror", false),
             tracked_errors: p
                 .get("latencytrackederrors")
@@ -56,24 +89,75 @@ pub struct Measurement {
     /// Every latency of the run, in microseconds.
     pub total: Histogram<u64>,
     interval: Histogram<u64>,
+    /// The sum of the interval's latencies (the status line's exact average).
+    interval_sum: u64,
+    /// Exact statistics, as `OneMeasurementHistogram` keeps them.
+    pub exact: Exact,
     /// `Return=` counts, in the order first seen.
     pub returns: Vec<(Status, u64)>,
 }
 
+/// Exact sums and 1 ms buckets (only with `measurementtype=histogram`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Exact {
+    pub operations: u64,
+    pub sum: u64,
+    pub sum_of_squares: f64,
+    pub min: Option<u64>,
+    pub max: Option<u64>,
+    /// Operations per millisecond of latency, `histogram.buckets` long; empty without.
+    pub buckets: Vec<u64>,
+    /// Operations of at least `histogram.buckets` ms.
+    pub overflow: u64,
+}
+
+impl Exact {
+    fn record(&mut self, us: u64) {
+        let ms = usize::try_from(us / 1000).unwrap_or(usize::MAX);
+        match self.buckets.get_mut(ms) {
+            Some(b) => *b += 1,
+            None => self.overflow += 1,
+        }
+        self.operations += 1;
+        self.sum += us;
+        self.sum_of_squares += us as f64 * us as f64;
+        self.min = Some(self.min.map_or(us, |m| m.min(us)));
+        self.max = Some(self.max.map_or(us, |m| m.max(us)));
+    }
+
+    fn merge(&mut self, other: &Exact) {
+        for (b, o) in self.buckets.iter_mut().zip(&other.buckets) {
+            *b += o;
+        }
+        self.overflow += other.overflow;
+        self.operations += other.operations;
+        self.sum += other.sum;
+        self.sum_of_squares += other.sum_of_squares;
+        self.min = self.min.min(other.min).or(self.min).or(other.min);
+        self.max = self.max.max(other.max);
+    }
+}
+
 impl Measurement {
-    fn new(name: &str) -> Self {
+    fn new(name: &str, buckets: usize) -> Self {
         let histogram = Histogram::new(3).expect("3 significant digits are valid");
         Self {
             name: name.to_string(),
             first: Instant::now(),
             total: histogram.clone(),
             interval: histogram,
+            interval_sum: 0,
+            exact: Exact {
+                buckets: vec![0; buckets],
+                ..Exact::default()
+            },
             returns: Vec::new(),
         }
     }
 
     fn merge(&mut self, other: &Measurement) {
         self.first = self.first.min(other.first);
+        self.exact.merge(&other.exact);
         self.total
             .add(&other.total)
             .expect("auto-resizing histograms always add");
@@ -133,25 +217,33 @@ impl Measurements {
         m.interval
             .record(us)
             .expect("auto-resizing histograms take any u64");
+        m.interval_sum += us;
+        m.exact.record(us);
     }
 
     /// The latencies since the last call, by name, for a status line.
-    pub fn take_interval(&mut self) -> Vec<(String, Instant, Histogram<u64>)> {
+    pub fn take_interval(&mut self) -> Vec<Interval> {
         self.by_name
             .iter_mut()
             .map(|m| {
                 let h = m.interval.clone();
                 m.interval.reset();
-                (m.name.clone(), m.first, h)
+                Interval {
+                    name: m.name.clone(),
+                    first: m.first,
+                    histogram: h,
+                    sum: std::mem::take(&mut m.interval_sum),
+                }
             })
             .collect()
     }
 
     fn entry(&mut self, name: &str) -> &mut Measurement {
+        let buckets = self.settings.histogram.map_or(0, |b| b.count);
         match self.by_name.iter().position(|m| m.name == name) {
             Some(i) => &mut self.by_name[i],
             None => {
-                self.by_name.push(Measurement::new(name));
+                self.by_name.push(Measurement::new(name, buckets));
                 self.by_name.last_mut().expect("just pushed")
             }
         }
@@ -173,26 +265,36 @@ pub fn merge<'a>(threads: impl IntoIterator<Item = &'a Measurements>) -> Vec<Mea
     merged
 }
 
+/// One name's latencies of one status interval.
+pub struct Interval {
+    pub name: String,
+    /// When the name was first measured (YCSB's print order).
+    pub first: Instant,
+    pub histogram: Histogram<u64>,
+    /// The exact sum of the interval's latencies in microseconds.
+    pub sum: u64,
+}
+
 /// Interval histograms of all threads merged per name, in YCSB's order.
-pub fn merge_intervals(
-    parts: impl IntoIterator<Item = (String, Instant, Histogram<u64>)>,
-) -> Vec<(String, Histogram<u64>)> {
-    let mut merged: HashMap<String, (Instant, Histogram<u64>)> = HashMap::new();
-    for (name, first, h) in parts {
-        match merged.get_mut(&name) {
-            Some((f, x)) => {
-                *f = (*f).min(first);
-                x.add(&h).expect("auto-resizing histograms always add");
+pub fn merge_intervals(parts: impl IntoIterator<Item = Interval>) -> Vec<Interval> {
+    let mut merged: HashMap<String, Interval> = HashMap::new();
+    for part in parts {
+        match merged.get_mut(&part.name) {
+            Some(x) => {
+                x.first = x.first.min(part.first);
+                x.sum += part.sum;
+                x.histogram
+                    .add(&part.histogram)
+                    .expect("auto-resizing histograms always add");
             }
             None => {
-                merged.insert(name, (first, h));
+                merged.insert(part.name.clone(), part);
             }
         }
     }
-    let mut list: Vec<(String, Instant, Histogram<u64>)> =
-        merged.into_iter().map(|(n, (f, h))| (n, f, h)).collect();
-    in_ycsb_order(&mut list, |(n, f, _)| (n.as_str(), *f));
-    list.into_iter().map(|(n, _, h)| (n, h)).collect()
+    let mut list: Vec<Interval> = merged.into_values().collect();
+    in_ycsb_order(&mut list, |i| (i.name.as_str(), i.first));
+    list
 }
 
 /// Sorts as YCSB's `ConcurrentHashMap<String, OneMeasurement>` iterates: by hash bin (Java's
@@ -290,10 +392,53 @@ mod tests {
         let mut m = Measurements::new(settings(&[]));
         m.record("READ", Status::Ok, us(7));
         let first = merge_intervals(m.take_interval());
-        assert_eq!(first[0].1.len(), 1);
+        assert_eq!((first[0].histogram.len(), first[0].sum), (1, 7));
         let second = merge_intervals(m.take_interval());
-        assert_eq!(second[0].1.len(), 0);
+        assert_eq!((second[0].histogram.len(), second[0].sum), (0, 0));
         assert_eq!(merge([&m])[0].total.len(), 1);
+    }
+
+    #[test]
+    fn histogram_measurement_keeps_exact_sums_and_millisecond_buckets() {
+        let s = settings(&[("measurementtype", "histogram"), ("histogram.buckets", "3")]);
+        assert_eq!(
+            s.histogram,
+            Some(Buckets {
+                count: 3,
+                verbose: false
+            })
+        );
+        let mut a = Measurements::new(s.clone());
+        let mut b = Measurements::new(s);
+        a.record("READ", Status::Ok, us(999));
+        a.record("READ", Status::Ok, us(1000));
+        b.record("READ", Status::Ok, us(2500));
+        b.record("READ", Status::Ok, us(3000));
+        let e = &merge([&a, &b])[0].exact;
+        assert_eq!(e.buckets, [1, 1, 1]);
+        assert_eq!(e.overflow, 1, "3 ms is past 3 buckets of 1 ms");
+        assert_eq!(
+            (e.operations, e.sum, e.min, e.max),
+            (4, 7499, Some(999), Some(3000))
+        );
+        assert_eq!(
+            e.sum_of_squares,
+            999.0 * 999.0 + 1e6 + 2500.0 * 2500.0 + 9e6
+        );
+    }
+
+    #[test]
+    fn measurement_types_other_than_the_two_are_refused_by_name() {
+        let mut p = Properties::default();
+        p.set("measurementtype", "timeseries");
+        let e = Settings::new(&p).unwrap_err().to_string();
+        assert!(e.contains("measurementtype=timeseries"), "{e}");
+        let mut p = Properties::default();
+        p.set("measurement.histogram.verbose", "true");
+        let e = Settings::new(&p).unwrap_err().to_string();
+        assert!(e.contains("measurement.histogram.verbose"), "{e}");
+        p.set("measurementtype", "histogram");
+        assert!(Settings::new(&p).unwrap().histogram.unwrap().verbose);
     }
 
     #[test]

@@ -13,6 +13,23 @@ mod workload;
 
 use anyhow::{Context, Result};
 
+/// Creates the chroot of `connect` (`servers/znode`), as `orch-node ycsb load` does first.
+pub fn create_chroot(connect: &str) -> Result<()> {
+    if !connect.contains('/') {
+        anyhow::bail!(
+            "{connect}: no chroot (expected servers/znode, e.g. 10.0.1.2:2181/benchmark)"
+        );
+    }
+    let mut p = properties::Properties::default();
+    p.set("zookeeper.connectString", connect);
+    let config = db::ZkConfig::new(&p, "usertable")?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(config.create_chroot())
+}
+
 /// Runs `orch-node ycsb` with everything after `ycsb` as `args`.
 pub fn main(args: &[String]) -> Result<()> {
     let Some(command_line) = properties::parse_command_line(args)? else {

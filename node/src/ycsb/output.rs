@@ -5,18 +5,18 @@
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hdrhistogram::Histogram;
-
-use super::measurements::{mean, Measurement};
+use super::measurements::{mean, Buckets, Interval, Measurement, Settings};
 
 /// The results block: `[OVERALL]` runtime and throughput, then every measurement with its
-/// statistics, the chosen percentiles and its `Return=` counts. There is no JVM, so no GC lines.
+/// statistics, the chosen percentiles (or, with `measurementtype=histogram`, what
+/// `OneMeasurementHistogram` prints) and its `Return=` counts. There is no JVM, so no GC lines.
 pub fn results(
     runtime_ms: u64,
     operations: u64,
     measurements: &[Measurement],
-    percentiles: &[f64],
+    settings: &Settings,
 ) -> String {
+    let percentiles = &settings.percentiles;
     let mut out = String::new();
     let mut line = |section: &str, metric: &str, value: String| {
         writeln!(out, "[{section}], {metric}, {value}").expect("writing to a String");
@@ -25,6 +25,10 @@ pub fn results(
     let throughput = 1000.0 * operations as f64 / runtime_ms as f64;
     line("OVERALL", "Throughput(ops/sec)", java_double(throughput));
     for m in measurements {
+        if let Some(buckets) = settings.histogram {
+            histogram_lines(m, buckets, &mut line);
+            continue;
+        }
         let h = &m.total;
         line(&m.name, "Operations", h.len().to_string());
         line(&m.name, "AverageLatency(us)", java_double(mean(h)));
@@ -41,6 +45,49 @@ pub fn results(
     out
 }
 
+/// `OneMeasurementHistogram.exportMeasurements`: exact mean and variance, min and max (-1 when
+/// nothing was measured), the 95th and 99th percentile as the start of their 1 ms bucket, the
+/// `Return=` counts, and with `measurement.histogram.verbose` every bucket and the overflow.
+fn histogram_lines(m: &Measurement, buckets: Buckets, line: &mut impl FnMut(&str, &str, String)) {
+    let e = &m.exact;
+    let ops = e.operations as f64;
+    let mean = e.sum as f64 / ops;
+    let variance = e.sum_of_squares / ops - mean * mean;
+    let signed = |v: Option<u64>| v.map_or("-1".to_string(), |v| v.to_string());
+    line(&m.name, "Operations", e.operations.to_string());
+    line(&m.name, "AverageLatency(us)", java_double(mean));
+    line(&m.name, "LatencyVariance(us)", java_double(variance));
+    line(&m.name, "MinLatency(us)", signed(e.min));
+    line(&m.name, "MaxLatency(us)", signed(e.max));
+    let mut counted = 0u64;
+    let mut done95 = false;
+    for (i, n) in e.buckets.iter().enumerate() {
+        counted += n;
+        let share = counted as f64 / ops;
+        if !done95 && share >= 0.95 {
+            line(&m.name, "95thPercentileLatency(us)", (i * 1000).to_string());
+            done95 = true;
+        }
+        if share >= 0.99 {
+            line(&m.name, "99thPercentileLatency(us)", (i * 1000).to_string());
+            break;
+        }
+    }
+    for (status, n) in &m.returns {
+        line(&m.name, &format!("Return={}", status.name()), n.to_string());
+    }
+    if buckets.verbose {
+        for (i, n) in e.buckets.iter().enumerate() {
+            line(&m.name, &i.to_string(), n.to_string());
+        }
+        line(
+            &m.name,
+            &format!(">{}", buckets.count),
+            e.overflow.to_string(),
+        );
+    }
+}
+
 /// What one status line reports.
 pub struct Status<'a> {
     pub label: &'a str,
@@ -50,7 +97,9 @@ pub struct Status<'a> {
     pub todo_ops: u64,
     pub interval_ops: u64,
     pub interval_ms: u64,
-    pub intervals: &'a [(String, Histogram<u64>)],
+    pub intervals: &'a [Interval],
+    /// `measurementtype=histogram`: `[READ AverageLatency(us)=...]` per name instead.
+    pub histogram: bool,
 }
 
 /// A `-s` line as YCSB's `StatusThread` prints it (timestamps in UTC).
@@ -73,7 +122,18 @@ pub fn status_line(s: &Status) -> String {
         write!(msg, "est completion in {}", remaining_time(remaining))
             .expect("writing to a String");
     }
-    for (name, h) in s.intervals {
+    for i in s.intervals {
+        let (name, h) = (&i.name, &i.histogram);
+        if s.histogram {
+            // OneMeasurementHistogram.getSummary: nothing for an empty interval.
+            if !h.is_empty() {
+                let avg = i.sum as f64 / h.len() as f64;
+                write!(msg, "[{name} AverageLatency(us)={}]", two_decimals(avg))
+                    .expect("writing to a String");
+            }
+            msg.push(' ');
+            continue;
+        }
         write!(
             msg,
             "[{name}: Count={}, Max={}, Min={}, Avg={}, 50={}, 90={}, 99={}, 99.9={}, 99.99={}] ",
@@ -217,7 +277,9 @@ fn timestamp(t: SystemTime) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
+
+    use hdrhistogram::Histogram;
 
     use super::*;
 
@@ -264,12 +326,79 @@ mod tests {
         assert_eq!(timestamp(t), "2024-03-14 16:02:11:482");
     }
 
+    /// What `OneMeasurementHistogram.exportMeasurements` (YCSB's
+    /// core/src/main/java/site/ycsb/measurements/OneMeasurementHistogram.java) writes for these
+    /// latencies: 999, 1000, 2500 and 3000 us with 3 buckets of 1 ms. Only 3 of 4 operations
+    /// fall into the buckets, so no 95th or 99th percentile line is printed, as in YCSB.
+    #[test]
+    fn histogram_measurement_prints_what_ycsb_prints() {
+        use super::super::db::Status as DbStatus;
+        use super::super::measurements::{merge, Measurements};
+        use super::super::properties::Properties;
+        let mut p = Properties::default();
+        for (k, v) in [
+            ("measurementtype", "histogram"),
+            ("histogram.buckets", "3"),
+            ("measurement.histogram.verbose", "true"),
+        ] {
+            p.set(k, v);
+        }
+        let settings = std::sync::Arc::new(Settings::new(&p).unwrap());
+        let mut m = Measurements::new(settings.clone());
+        for us in [999, 1000, 2500, 3000] {
+            m.record("READ", DbStatus::Ok, Duration::from_micros(us));
+        }
+        let text = results(1000, 4, &merge([&m]), &settings);
+        assert_eq!(
+            text,
+            "[OVERALL], RunTime(ms), 1000\n\
+             [OVERALL], Throughput(ops/sec), 4.0\n\
+             [READ], Operations, 4\n\
+             [READ], AverageLatency(us), 1874.75\n\
+             [READ], LatencyVariance(us), 797312.6875\n\
+             [READ], MinLatency(us), 999\n\
+             [READ], MaxLatency(us), 3000\n\
+             [READ], Return=OK, 4\n\
+             [READ], 0, 1\n\
+             [READ], 1, 1\n\
+             [READ], 2, 1\n\
+             [READ], >3, 1\n"
+        );
+        p.set("histogram.buckets", "10");
+        p.set("measurement.histogram.verbose", "false");
+        let settings = std::sync::Arc::new(Settings::new(&p).unwrap());
+        let mut m = Measurements::new(settings.clone());
+        for us in 0..100u64 {
+            m.record("UPDATE", DbStatus::Ok, Duration::from_micros(us * 90));
+        }
+        let text = results(1000, 100, &merge([&m]), &settings);
+        // 89 of 100 latencies are below 8 ms, all are below 9 ms: both percentiles in bucket 8.
+        assert!(
+            text.contains("[UPDATE], 95thPercentileLatency(us), 8000\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[UPDATE], 99thPercentileLatency(us), 8000\n"),
+            "{text}"
+        );
+        let parsed = ycsb_report::parse(&text).unwrap();
+        assert_eq!(
+            parsed.operation("UPDATE").unwrap().percentile(95.0),
+            Some(8000.0)
+        );
+    }
+
     #[test]
     fn status_line_shape() {
         let mut h = Histogram::<u64>::new(3).unwrap();
         h.record(1000).unwrap();
-        let intervals = [("READ".to_string(), h)];
-        let line = status_line(&Status {
+        let intervals = [Interval {
+            name: "READ".to_string(),
+            first: Instant::now(),
+            histogram: h,
+            sum: 1000,
+        }];
+        let status = |histogram| Status {
             label: "",
             now: UNIX_EPOCH + Duration::from_millis(1_710_432_131_482),
             elapsed_ms: 10_010,
@@ -278,12 +407,18 @@ mod tests {
             interval_ops: 995,
             interval_ms: 10_000,
             intervals: &intervals,
-        });
+            histogram,
+        };
         assert_eq!(
-            line,
+            status_line(&status(false)),
             "2024-03-14 16:02:11:482 10 sec: 995 operations; 99.5 current ops/sec; \
              est completion in 1 second [READ: Count=1, Max=1000, Min=1000, Avg=1000, 50=1000, \
              90=1000, 99=1000, 99.9=1000, 99.99=1000] "
+        );
+        assert!(
+            status_line(&status(true)).ends_with("1 second [READ AverageLatency(us)=1000] "),
+            "{}",
+            status_line(&status(true))
         );
     }
 }

@@ -294,7 +294,6 @@ fn reject_unsupported(p: &Properties) -> Result<()> {
     }
     let exact = [
         ("workload", "site.ycsb.workloads.CoreWorkload"),
-        ("measurementtype", "hdrhistogram"),
         ("measurement.interval", "op"),
         (
             "exporter",
@@ -312,7 +311,6 @@ fn reject_unsupported(p: &Properties) -> Result<()> {
         "dataintegrity",
         "measurement.trackjvm",
         "hdrhistogram.fileoutput",
-        "measurement.histogram.verbose",
     ] {
         if p.flag(name, false) {
             bail!("{name}=true is not supported by orch-node ycsb");
@@ -407,7 +405,6 @@ mod tests {
         assert!(err(&[("requestdistribution", "hotspot")]).contains("requestdistribution=hotspot"));
         assert!(err(&[("requestdistribution", "exponential")]).contains("exponential"));
         assert!(err(&[("fieldlengthdistribution", "histogram")]).contains("histogram"));
-        assert!(err(&[("measurementtype", "timeseries")]).contains("measurementtype"));
         assert!(err(&[("dataintegrity", "true")]).contains("dataintegrity"));
         assert!(err(&[("workload", "site.ycsb.workloads.RestWorkload")]).contains("workload="));
         assert!(err(&[("db", "site.ycsb.BasicDB")]).contains("ZooKeeper only"));

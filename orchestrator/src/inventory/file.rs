@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_saphyr::{DuplicateKeyPolicy, MessageFormatter, Spanned, UserMessageFormatter};
 
 use super::{
-    Arch, Host, HostKeyPolicy, Inventory, InventoryError, Problem, Role, SshTarget,
+    Arch, Host, HostKeyPolicy, Inventory, InventoryError, JavaPolicy, Problem, Role, SshTarget,
     TemplateOverride, Zookeeper, ZookeeperSource,
 };
 
@@ -75,6 +75,7 @@ struct RawSettings {
     known_hosts_file: Option<Spanned<String>>,
     control_dir: Option<Spanned<String>>,
     arch: Option<Spanned<String>>,
+    java: Option<Spanned<String>>,
 }
 
 /// One entry of `hosts`: its own keys plus every key of [`RawSettings`].
@@ -99,6 +100,7 @@ struct RawHost {
     known_hosts_file: Option<Spanned<String>>,
     control_dir: Option<Spanned<String>>,
     arch: Option<Spanned<String>>,
+    java: Option<Spanned<String>>,
 }
 
 impl RawHost {
@@ -118,6 +120,7 @@ impl RawHost {
             known_hosts_file: self.known_hosts_file.take(),
             control_dir: self.control_dir.take(),
             arch: self.arch.take(),
+            java: self.java.take(),
         }
     }
 }
@@ -138,6 +141,7 @@ struct Settings {
     known_hosts_file: Option<PathBuf>,
     control_dir: Option<PathBuf>,
     arch: Option<Arch>,
+    java: Option<JavaPolicy>,
 }
 
 impl Settings {
@@ -161,6 +165,7 @@ impl Settings {
                 .or_else(|| defaults.known_hosts_file.clone()),
             control_dir: self.control_dir.or_else(|| defaults.control_dir.clone()),
             arch: self.arch.or(defaults.arch),
+            java: self.java.or(defaults.java),
         }
     }
 }
@@ -331,6 +336,7 @@ impl Checker<'_> {
             ),
             control_dir: self.check(raw.control_dir.as_ref(), &field("control_dir"), local),
             arch: self.check(raw.arch.as_ref(), &field("arch"), |s| parse_arch(s)),
+            java: self.check(raw.java.as_ref(), &field("java"), |s| parse_java(s)),
         }
     }
 
@@ -556,6 +562,7 @@ impl Checker<'_> {
                 .orch_dir
                 .unwrap_or_else(|| DEFAULT_ORCH_DIR.to_string()),
             arch: settings.arch,
+            java: settings.java.unwrap_or(JavaPolicy::Require),
             line,
         })
     }
@@ -742,6 +749,16 @@ fn parse_host_key(s: &str) -> Result<HostKeyPolicy, String> {
         "accept-new" => Ok(HostKeyPolicy::AcceptNew),
         _ => Err(format!(
             "`{s}` is not a host key policy; expected strict or accept-new"
+        )),
+    }
+}
+
+fn parse_java(s: &str) -> Result<JavaPolicy, String> {
+    match s {
+        "require" => Ok(JavaPolicy::Require),
+        "install" => Ok(JavaPolicy::Install),
+        _ => Err(format!(
+            "`{s}` is not a Java policy; expected require (the default) or install"
         )),
     }
 }

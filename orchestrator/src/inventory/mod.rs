@@ -98,8 +98,21 @@ pub struct Host {
     pub orch_dir: String,
     /// CPU architecture if the inventory states it (otherwise `orch check` finds it).
     pub arch: Option<Arch>,
+    /// `java:` what `orch setup` does on a host without Java.
+    pub java: JavaPolicy,
     /// 1-based line of this host's entry in the inventory file.
     pub line: usize,
+}
+
+/// `java: require | install`: a host without `java` on its PATH fails `orch setup` (when it
+/// needs Java, i.e. has the zookeeper role), or gets a headless JRE from its package manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JavaPolicy {
+    /// Java must be there already; setup says how to install it (the default).
+    Require,
+    /// Setup installs a headless JRE where `java` is missing, through sudo when the host
+    /// sets `sudo: true`.
+    Install,
 }
 
 /// How to open an SSH connection to a host.

@@ -84,7 +84,11 @@ pub async fn run(
         let local = dir.path.join(&label);
         if let Some(done) = record::load(&local)? {
             eprintln!("== {label}: finished earlier, kept");
-            failures.extend(done.failure.iter().map(|f| format!("{label}: {f}")));
+            failures.extend(
+                done.failure
+                    .iter()
+                    .map(|f| format!("run {label} failed: {f}")),
+            );
             results.push(done);
             continue;
         }
@@ -104,16 +108,28 @@ pub async fn run(
         let teardown = teardown(&label, &conns, delays).await;
         match (outcome, teardown) {
             (Ok(mut r), Ok(())) => {
-                r.failure = r.election.as_ref().and_then(|e| e.safety_violation());
+                let max_error_pct = spec.workload.as_ref().map_or(0.0, |w| w.max_error_pct);
+                let reasons: Vec<String> = [
+                    r.election.as_ref().and_then(|e| e.safety_violation()),
+                    report::ycsb_failure(max_error_pct, &r.outputs),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                r.failure = (!reasons.is_empty()).then(|| reasons.join("; "));
                 if let Some(f) = &r.failure {
                     eprintln!("!! {label}: {f}");
-                    failures.push(format!("{label}: {f}"));
+                    failures.push(format!("run {label} failed: {f}"));
                 }
                 record::save(&local, &r)?;
                 results.push(r);
             }
-            (Ok(_), Err(e)) | (Err(e), Ok(())) => failures.push(format!("{label}: {e:#}")),
-            (Err(e), Err(t)) => failures.push(format!("{label}: {e:#}; teardown: {t:#}")),
+            (Ok(_), Err(e)) | (Err(e), Ok(())) => {
+                failures.push(format!("run {label} failed: {e:#}"));
+            }
+            (Err(e), Err(t)) => {
+                failures.push(format!("run {label} failed: {e:#}; teardown: {t:#}"));
+            }
         }
         if interrupted {
             break;

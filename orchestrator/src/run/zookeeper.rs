@@ -76,6 +76,7 @@ pub async fn start(
     let ids = assign_ids(&plan.servers, plan.leader.as_deref());
     let renderer = render::Renderer::load(inventory)?;
     let client_port = inventory.zookeeper.client_port;
+    ports_free(inventory, &plan.servers, conns).await?;
 
     // Configuration of every server first, so a template problem stops the run before any
     // server starts.
@@ -209,6 +210,70 @@ pub async fn start(
     Ok(Ensemble { modes, leader, ids })
 }
 
+/// Refuses to start the ensemble when anything already listens on a ZooKeeper port of a
+/// server host (a ZooKeeper left from elsewhere would answer `srvr` for the run's servers, or
+/// ours would fail to bind), naming host, port and process.
+async fn ports_free(
+    inventory: &Inventory,
+    servers: &[String],
+    conns: &BTreeMap<String, (Conn, RunHost)>,
+) -> anyhow::Result<()> {
+    let z = &inventory.zookeeper;
+    let script = listeners_script(&[z.client_port, z.quorum_port, z.election_port]);
+    let answers = futures::future::join_all(servers.iter().map(|name| {
+        let script = script.clone();
+        async move {
+            let (conn, _) = &conns[name];
+            (name, conn.run(&Cmd::script(&script)).await)
+        }
+    }))
+    .await;
+    let mut taken = Vec::new();
+    for (name, answer) in answers {
+        let out = answer?;
+        if !out.status.success() {
+            bail!(
+                "{name}: cannot check which ports are in use: {}",
+                out.stderr.trim()
+            );
+        }
+        taken.extend(out.stdout.lines().filter_map(|l| parse_listener(name, l)));
+    }
+    if !taken.is_empty() {
+        bail!(
+            "cannot start ZooKeeper, its ports are in use (stop these first):\n  {}",
+            taken.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// Prints `PORT <ss line>` for every TCP socket listening on one of `ports`.
+fn listeners_script(ports: &[u16]) -> String {
+    let filter: Vec<String> = ports.iter().map(|p| format!("sport = :{p}")).collect();
+    format!(
+        "command -v ss >/dev/null 2>&1 || {{ echo 'ss (iproute2) is missing' >&2; exit 1; }}\n\
+         ss -Hltnp '( {} )'\n",
+        filter.join(" or ")
+    )
+}
+
+/// `LISTEN 0 50 *:2181 *:* users:(("java",pid=4242,fd=52))` -> `host: port 2181 (java, pid
+/// 4242)`; the process is unknown when `ss` may not see it (not root).
+fn parse_listener(host: &str, line: &str) -> Option<String> {
+    let local = line.split_whitespace().nth(3)?;
+    let port = local.rsplit(':').next()?;
+    let process = line
+        .split_once("users:((\"")
+        .and_then(|(_, rest)| {
+            let (name, rest) = rest.split_once('"')?;
+            let pid = rest.split_once("pid=")?.1.split([',', ')']).next()?;
+            Some(format!("{name}, pid {pid}"))
+        })
+        .unwrap_or_else(|| "process not visible to this user".to_string());
+    Some(format!("{host}: port {port} on {local} ({process})"))
+}
+
 /// An IP as it goes before `:port`.
 pub fn socket_ip(ip: &std::net::IpAddr) -> String {
     match ip {
@@ -230,6 +295,48 @@ mod tests {
         assert_eq!(ids[1], ("c".to_string(), 2));
         let plain = assign_ids(&servers, None);
         assert_eq!(plain.last().unwrap(), &("e".to_string(), 5));
+    }
+
+    #[test]
+    fn listeners_name_host_port_and_process() {
+        // Lines as `ss -Hltnp` (iproute2 6.1) prints them.
+        let java = "LISTEN 0      50                 *:2181             *:*    users:((\"java\",pid=4242,fd=52))";
+        assert_eq!(
+            parse_listener("node1", java).as_deref(),
+            Some("node1: port 2181 on *:2181 (java, pid 4242)")
+        );
+        let hidden = "LISTEN 0      128    10.0.1.2:4888 0.0.0.0:*";
+        assert_eq!(
+            parse_listener("node2", hidden).as_deref(),
+            Some("node2: port 4888 on 10.0.1.2:4888 (process not visible to this user)")
+        );
+        assert_eq!(parse_listener("node2", ""), None);
+    }
+
+    #[test]
+    fn the_listener_script_finds_a_listening_socket_here() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let out = std::process::Command::new("sh")
+            .args(["-c", &listeners_script(&[port, 1])])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let found: Vec<String> = stdout
+            .lines()
+            .filter_map(|l| parse_listener("me", l))
+            .collect();
+        assert_eq!(found.len(), 1, "{stdout}");
+        assert!(
+            found[0].starts_with(&format!("me: port {port} on 127.0.0.1:{port} (")),
+            "{found:?}"
+        );
+        drop(listener);
     }
 
     #[test]

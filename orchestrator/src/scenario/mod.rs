@@ -122,6 +122,8 @@ pub struct WorkloadPlan {
     pub load: bool,
     /// A real YCSB installation on the client host to use instead of `orch-node ycsb`.
     pub ycsb_home: Option<String>,
+    /// Failed operations (load or run) above this share of all operations fail the run.
+    pub max_error_pct: f64,
 }
 
 /// Where the YCSB workload file comes from.

@@ -74,6 +74,7 @@ struct RawWorkload {
     properties: Option<BTreeMap<String, Spanned<serde_json::Value>>>,
     load: Option<bool>,
     ycsb_home: Option<Spanned<String>>,
+    max_error_pct: Option<Spanned<serde_json::Value>>,
 }
 
 /// Parses, applies the matrix, validates every run.
@@ -612,6 +613,16 @@ impl Checker<'_> {
             }
             properties.insert(k.clone(), value);
         }
+        let max_error_pct = match &v.max_error_pct {
+            None => 0.0,
+            Some(m) => match m.value.as_f64() {
+                Some(pct) if (0.0..=100.0).contains(&pct) => pct,
+                _ => {
+                    self.report(m, "workload.max_error_pct", "must be a percentage 0..=100");
+                    0.0
+                }
+            },
+        };
         (self.problems.len() == before).then(|| WorkloadPlan {
             client: v.client.value.clone(),
             connect,
@@ -620,6 +631,7 @@ impl Checker<'_> {
             properties,
             load: v.load.unwrap_or(true),
             ycsb_home: v.ycsb_home.as_ref().map(|h| h.value.clone()),
+            max_error_pct,
         })
     }
 }
@@ -683,6 +695,25 @@ matrix:
   zookeeper.leader: [node2, node1]
   workload.threads: [1, 4]
 ";
+
+    #[test]
+    fn max_error_pct_defaults_to_zero_and_is_a_percentage() {
+        let s = parse(GOOD).unwrap();
+        assert_eq!(s.runs[0].workload.as_ref().unwrap().max_error_pct, 0.0);
+        let five = GOOD.replace("  threads: 1\n", "  threads: 1\n  max_error_pct: 2.5\n");
+        assert_eq!(
+            parse(&five).unwrap().runs[0]
+                .workload
+                .as_ref()
+                .unwrap()
+                .max_error_pct,
+            2.5
+        );
+        let bad = GOOD.replace("  threads: 1\n", "  threads: 1\n  max_error_pct: 120\n");
+        let problem = only_problem(&bad);
+        assert!(problem.starts_with("s.yaml:7:"), "{problem}");
+        assert!(problem.contains("workload.max_error_pct"), "{problem}");
+    }
 
     #[test]
     fn matrix_times_repetitions_in_order() {

@@ -31,6 +31,10 @@ pub struct Observed {
     pub home: String,
     /// An executable `java` is on the PATH.
     pub java: bool,
+    /// The package manager that could install Java (`apt-get`, `dnf`, `yum`, `zypper`, `apk`).
+    pub package_manager: Option<String>,
+    /// The login user is root (no sudo needed to install packages).
+    pub root: bool,
     /// File names under `artifacts/`.
     pub artifacts: BTreeSet<String>,
     /// Link path -> target, for the probed links that exist.
@@ -50,6 +54,8 @@ impl Probe<'_> {
             r#"echo "arch=$(uname -m)"
 echo "home=$HOME"
 if j=$(command -v java 2>/dev/null) && [ -x "$j" ]; then echo java=yes; else echo java=no; fi
+for pm in apt-get dnf yum zypper apk; do command -v $pm >/dev/null 2>&1 && {{ echo "pm=$pm"; break; }}; done
+echo "uid=$(id -u)"
 if cd {dir} 2>/dev/null; then
   for f in artifacts/*; do [ -f "$f" ] && echo "artifact=${{f#artifacts/}}"; done
 "#,
@@ -96,6 +102,8 @@ pub fn parse(text: &str) -> Result<Observed, String> {
             "arch" => o.arch = value.to_string(),
             "home" => o.home = value.to_string(),
             "java" => o.java = value == "yes",
+            "pm" => o.package_manager = Some(value.to_string()),
+            "uid" => o.root = value == "0",
             "artifact" => {
                 o.artifacts.insert(value.to_string());
             }
@@ -175,6 +183,11 @@ mod tests {
         );
         assert_eq!(o.unpacked.as_deref(), Some("f00d"));
         assert!(!o.existing);
+        // Whoever runs the test, and apt-get where the machine has it (first in the list).
+        let uid = Command::new("id").arg("-u").output().unwrap().stdout;
+        assert_eq!(o.root, String::from_utf8_lossy(&uid).trim() == "0");
+        let apt = std::path::Path::new("/usr/bin/apt-get").exists();
+        assert_eq!(o.package_manager.as_deref() == Some("apt-get"), apt);
     }
 
     #[test]

@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::artifacts::{self, Planned, Resolved, SourceTree};
-use crate::inventory::{Arch, Host, Inventory, Role};
+use crate::inventory::{Arch, Host, Inventory, JavaPolicy, Role};
 use crate::output::{table, Progress};
 use crate::remote::{self, Cmd, RemoteError};
 
-pub use plan::human_bytes;
+pub use plan::{human_bytes, ARTIFACTS_RECORD};
 
 /// What `orch setup` was asked to do.
 pub struct Options {
@@ -244,6 +244,7 @@ async fn look(
                 .iter()
                 .filter(|t| host.has_role(t.role))
                 .map(|t| t.dest)
+                .chain([plan::ARTIFACTS_RECORD])
                 .collect(),
             unpacked: match zookeeper {
                 Some(zookeeper::Install::Tarball { dir, .. }) => Some(dir),
@@ -304,12 +305,30 @@ fn check_host(
             arch.as_str()
         ));
     }
+    let install_java = host.java == JavaPolicy::Install && !observed.java;
+    if install_java {
+        let pm = observed.package_manager.as_deref().unwrap_or("none");
+        if plan::java_install_script(pm).is_none() {
+            return Err(format!(
+                "{name}: `java: install` (line {}), but the host has none of the package managers \
+                 orch knows (apt-get, dnf, yum, zypper, apk); install a JRE by hand",
+                host.line
+            ));
+        }
+        if !observed.root && !host.sudo {
+            return Err(format!(
+                "{name}: `java: install` (line {}) needs root: log in as root or set `sudo: true`",
+                host.line
+            ));
+        }
+    }
     if host.has_role(Role::Zookeeper) {
         match install {
-            Some(_) if !observed.java => {
+            Some(_) if !observed.java && !install_java => {
                 return Err(format!(
                     "{name}: no `java` on the PATH, and this host has the zookeeper role; install \
-                     Java on it with: sudo apt-get install -y default-jre-headless"
+                     Java on it (sudo apt-get install -y default-jre-headless), or set \
+                     `java: install` in the inventory and orch setup will"
                 ))
             }
             Some(zookeeper::Install::Existing { dir }) if !observed.existing => {
@@ -342,12 +361,26 @@ fn host_plan(
             .map_err(|e| format!("{}: {e:#}", host.name))?;
         files.push((template.dest, text));
     }
+    let zookeeper = install.filter(|_| host.has_role(Role::Zookeeper));
+    files.push((
+        plan::ARTIFACTS_RECORD,
+        plan::artifacts_record(artifacts, zookeeper),
+    ));
     let wanted = plan::Wanted {
         artifacts,
-        zookeeper: install.filter(|_| host.has_role(Role::Zookeeper)),
+        zookeeper,
         files,
     };
-    Ok(plan::actions(&wanted, &looked.observed))
+    let mut actions = plan::actions(&wanted, &looked.observed);
+    if host.java == JavaPolicy::Install && !looked.observed.java {
+        let package_manager = looked
+            .observed
+            .package_manager
+            .clone()
+            .expect("checked in check_host");
+        actions.insert(0, plan::Action::InstallJava { package_manager });
+    }
+    Ok(actions)
 }
 
 fn pushed_bytes(actions: &[plan::Action]) -> u64 {
@@ -440,6 +473,22 @@ async fn apply(
             )),
             _ => None,
         });
+        for action in actions {
+            if let plan::Action::InstallJava { package_manager } = action {
+                let script = plan::java_install_script(package_manager).expect("checked");
+                let cmd = Cmd::script(&script)
+                    .privileged()
+                    .timeout(Some(Duration::from_secs(900)));
+                let out = conn.run(&cmd).await?;
+                if !out.status.success() {
+                    return Err(RemoteError::Command {
+                        host: conn.host().to_string(),
+                        command: format!("install java with {package_manager}"),
+                        reason: format!("{}; stderr: {}", out.status, out.stderr.trim()),
+                    });
+                }
+            }
+        }
         let sent: u64 = futures::future::try_join_all(uploads).await?.iter().sum();
         let out = conn
             .run(&Cmd::script(&plan::script(orch_dir, actions)))
@@ -487,5 +536,68 @@ mod tests {
         ];
         assert_eq!(count_changes(&changes), "push 2, link 1, write 1");
         assert_eq!(count_changes(&[]), "up to date");
+    }
+
+    fn host(settings: &str) -> Host {
+        let text = format!(
+            "defaults:\n{settings}hosts:\n  - name: h1\n    address: 10.0.0.1\n    \
+             experiment_ip: 10.0.1.2\n    roles: [zookeeper]\n    zk_id: 1\n"
+        );
+        Inventory::parse(&text, std::path::Path::new("inv.yaml"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .hosts
+            .remove(0)
+    }
+
+    fn without_java(pm: Option<&str>, root: bool) -> inspect::Observed {
+        inspect::Observed {
+            arch: "x86_64".into(),
+            home: "/home/u".into(),
+            java: false,
+            package_manager: pm.map(String::from),
+            root,
+            existing: true,
+            ..inspect::Observed::default()
+        }
+    }
+
+    #[test]
+    fn java_install_needs_a_known_package_manager_and_root_or_sudo() {
+        let zk = zookeeper::Install::Existing { dir: "/zk".into() };
+        let ok = |h: &Host, o| check_host(h, o, Some(&zk)).map(|_| ());
+        let require = host("");
+        let e = ok(&require, without_java(Some("apt-get"), true)).unwrap_err();
+        assert!(e.contains("set `java: install`"), "{e}");
+
+        let install = host("  java: install\n");
+        assert_eq!(install.java, JavaPolicy::Install);
+        let e = ok(&install, without_java(None, true)).unwrap_err();
+        assert!(e.contains("none of the package managers"), "{e}");
+        let e = ok(&install, without_java(Some("apt-get"), false)).unwrap_err();
+        assert!(e.contains("needs root"), "{e}");
+        let with_sudo = host("  java: install\n  sudo: true\n");
+        let looked = check_host(&with_sudo, without_java(Some("dnf"), false), Some(&zk));
+        assert!(looked.is_ok(), "{:?}", looked.err());
+    }
+
+    #[test]
+    fn java_install_scripts_per_package_manager() {
+        let apt = plan::java_install_script("apt-get").unwrap();
+        assert!(apt.contains("apt-get install -y -q default-jre-headless || { apt-get update"));
+        assert!(apt.contains("command -v java"), "{apt}");
+        assert!(plan::java_install_script("dnf")
+            .unwrap()
+            .contains("dnf install -y java-headless"));
+        assert!(plan::java_install_script("pacman").is_none());
+        // The script is valid sh.
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", &apt])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

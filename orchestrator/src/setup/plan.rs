@@ -9,6 +9,7 @@
 //! zookeeper/apache-zookeeper-<v>-bin/   unpacked from the pushed tarball (.orch-tarball = its hash)
 //! zookeeper/current -> apache-zookeeper-<v>-bin (or the inventory's install_dir)
 //! conf/zoo.cfg, conf/replica.yaml, zk-data/myid
+//! artifacts.json                    name -> sha256 of what is installed (for fetch-logs)
 //! ```
 
 use crate::artifacts::{Artifact, Planned, Resolved};
@@ -19,6 +20,25 @@ use super::zookeeper::Install;
 
 /// The link to the ZooKeeper installation, whichever way it was installed.
 pub const ZOOKEEPER_LINK: &str = "zookeeper/current";
+
+/// Under the orch directory: name -> SHA-256 of every artifact setup put in place, which
+/// `orch fetch-logs` copies into each host's entry of the MANIFEST.
+pub const ARTIFACTS_RECORD: &str = "artifacts.json";
+
+/// The content of [`ARTIFACTS_RECORD`] for what `artifacts` and `zookeeper` install (artifacts
+/// still to be built, in a dry run, have no hash yet and are left out).
+pub fn artifacts_record(artifacts: &[Planned], zookeeper: Option<&Install>) -> String {
+    let mut record = std::collections::BTreeMap::new();
+    for p in artifacts {
+        if let Resolved::Ready(a) = &p.resolved {
+            record.insert(a.name.clone(), a.sha256.clone());
+        }
+    }
+    if let Some(Install::Tarball { artifact, .. }) = zookeeper {
+        record.insert(artifact.name.clone(), artifact.sha256.clone());
+    }
+    serde_json::to_string_pretty(&record).expect("a map of strings") + "\n"
+}
 
 /// Everything one host should have.
 pub struct Wanted<'a> {
@@ -46,6 +66,26 @@ pub enum Action {
         content: String,
         changed: bool,
     },
+    /// Install a headless JRE with the host's package manager (`java: install`), as root.
+    InstallJava { package_manager: String },
+}
+
+/// The install command of a headless JRE per package manager. apt-get retries after an
+/// `update` (a fresh cloud image often has no package lists yet).
+pub fn java_install_script(package_manager: &str) -> Option<String> {
+    let install = match package_manager {
+        "apt-get" => {
+            let apt = "DEBIAN_FRONTEND=noninteractive apt-get install -y -q default-jre-headless";
+            format!("{apt} || {{ apt-get update -q && {apt}; }}")
+        }
+        "dnf" | "yum" => format!("{package_manager} install -y java-headless"),
+        "zypper" => "zypper --non-interactive install java-headless".to_string(),
+        "apk" => "apk add --no-cache openjdk17-jre-headless".to_string(),
+        _ => return None,
+    };
+    Some(format!(
+        "set -e\n{install}\ncommand -v java >/dev/null 2>&1 || {{ echo \"no java on the PATH after: {install}\" >&2; exit 1; }}\n"
+    ))
 }
 
 impl Action {
@@ -69,6 +109,9 @@ impl Action {
             Action::Write { path, changed, .. } => {
                 let why = if *changed { "changed" } else { "new" };
                 format!("write   {path} ({why})")
+            }
+            Action::InstallJava { package_manager } => {
+                format!("install java (a headless JRE, with {package_manager})")
             }
         }
     }
@@ -209,7 +252,10 @@ pub fn script(orch_dir: &str, actions: &[Action]) -> String {
                     c = quote(content),
                 ));
             }
-            Action::Push(_) | Action::Build { .. } | Action::Unpack { .. } => {}
+            Action::Push(_)
+            | Action::Build { .. }
+            | Action::Unpack { .. }
+            | Action::InstallJava { .. } => {}
         }
     }
     s

@@ -276,6 +276,7 @@ mod tests {
                 "clientPort=2181",
                 "4lw.commands.whitelist=srvr, stat, ruok, mntr",
                 "admin.enableServer=false",
+                "preAllocSize=8192",
                 "server.1=10.0.1.2:2888:3888",
                 "server.2=10.0.2.2:2888:3888",
                 "server.3=[fd00::3]:2888:3888",
