@@ -16,7 +16,7 @@ DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 
 cargo build --release -q -p orch
 orch=$PWD/target/release/orch
-work=$(mktemp -d /var/tmp/orch-bench-elect.XXXXXX)
+work=$(mktemp -d /var/tmp/be.XXXXXX)  # short: sockets live under it
 export ORCH_LAB_DIR=$work/lab
 trap '"$orch" lab down --name belect >/dev/null || true; rm -rf "$work"' EXIT
 
