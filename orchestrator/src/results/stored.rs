@@ -19,6 +19,10 @@ pub struct Stored {
 
 /// Reads the finished runs of the results directory `path` (`results/<scenario>/<run-id>`).
 pub fn load(path: &Path) -> anyhow::Result<Stored> {
+    // `results/<scenario>/latest` names the run it points to.
+    let resolved = std::fs::canonicalize(path)
+        .with_context(|| format!("no results directory {}", path.display()))?;
+    let path = resolved.as_path();
     let scenario_file = path.join("scenario.yaml");
     let text = std::fs::read_to_string(&scenario_file).with_context(|| {
         format!(
