@@ -285,7 +285,7 @@ fn load_then_run_like_the_seed_seen_by_an_independent_client() {
         "final status line: {last}"
     );
     assert!(last.contains("[INSERT: Count="), "{last}");
-    let report = ycsb_report::parse(&load).unwrap();
+    let report = orch_analysis::ycsb::parse(&load).unwrap();
     let insert = report.operation("INSERT").expect("[INSERT]");
     assert_eq!((insert.count, insert.returned("OK")), (200, 200));
     assert_eq!(report.operation("CLEANUP").map(|c| c.count), Some(4));
@@ -318,7 +318,7 @@ fn load_then_run_like_the_seed_seen_by_an_independent_client() {
     ]);
     assert!(stdout.is_empty(), "--out takes the results: {stdout}");
     let text = std::fs::read_to_string(&out_file).unwrap();
-    let report = ycsb_report::parse(&text).unwrap();
+    let report = orch_analysis::ycsb::parse(&text).unwrap();
     let read = report.operation("READ").expect("[READ]");
     let update = report.operation("UPDATE").expect("[UPDATE]");
     assert_eq!(read.count + update.count, 500, "{text}");
@@ -437,12 +437,12 @@ fn every_shipped_core_workload_loads_and_runs() {
         let mut load = vec!["load", "-P", &file, "-p", &connect];
         load.extend(small);
         let (text, _) = ycsb_ok(&load);
-        let report = ycsb_report::parse(&text).unwrap();
+        let report = orch_analysis::ycsb::parse(&text).unwrap();
         assert_eq!(report.failed(), 0, "{name} load: {text}");
         let mut run = vec!["run", "-P", &file, "-p", &connect];
         run.extend(small);
         let (text, _) = ycsb_ok(&run);
-        let report = ycsb_report::parse(&text).unwrap();
+        let report = orch_analysis::ycsb::parse(&text).unwrap();
         assert_eq!(
             (report.attempted() > 0, report.failed()),
             (true, 0),
@@ -483,7 +483,7 @@ fn histogram_measurement_type_with_the_seeds_buckets() {
         "-p",
         "histogram.buckets=500",
     ]);
-    let report = ycsb_report::parse(&text).unwrap();
+    let report = orch_analysis::ycsb::parse(&text).unwrap();
     let update = report.operation("UPDATE").unwrap();
     assert_eq!(update.returned("OK"), update.count);
     assert!(

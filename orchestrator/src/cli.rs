@@ -409,7 +409,7 @@ fn parse_net(s: &str) -> anyhow::Result<[u8; 2]> {
 /// The runs side by side, and the cells (mean ± CI) when a cell was repeated.
 fn print_results(
     results: &[crate::report::RunResult],
-    reports: &[Option<ycsb_report::Report>],
+    reports: &[Option<orch_analysis::ycsb::Report>],
     cells: &[crate::results::cells::Cell],
 ) {
     println!("{}", crate::report::table(results, reports));

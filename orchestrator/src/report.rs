@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use orch_analysis::ycsb::Report;
 use serde::Serialize;
-use ycsb_report::Report;
 
 use crate::results::cells::{self, Cell};
 use crate::store::RunDir;
@@ -70,7 +70,7 @@ pub fn write(
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let report =
-                ycsb_report::parse(&text).with_context(|| format!("{}", path.display()))?;
+                orch_analysis::ycsb::parse(&text).with_context(|| format!("{}", path.display()))?;
             match phase.as_str() {
                 "load" => load = Some(report),
                 _ => run = Some(report),
@@ -127,7 +127,7 @@ pub fn ycsb_failure(max_pct: f64, outputs: &[(String, PathBuf)]) -> Option<Strin
     for (phase, path) in outputs {
         let parsed = std::fs::read_to_string(path)
             .map_err(anyhow::Error::from)
-            .and_then(|t| Ok(ycsb_report::parse(&t)?));
+            .and_then(|t| Ok(orch_analysis::ycsb::parse(&t)?));
         match (phase.as_str(), parsed) {
             (_, Err(e)) => return Some(format!("{}: {e}", path.display())),
             ("load", Ok(p)) => load = Some(p),
@@ -440,14 +440,14 @@ mod tests {
 
     #[test]
     fn failed_operations_above_the_limit_fail_the_run() {
-        let run = ycsb_report::parse(ALL_FAILED).unwrap();
+        let run = orch_analysis::ycsb::parse(ALL_FAILED).unwrap();
         let why = verdict(0.0, None, Some(&run)).unwrap();
         assert!(
             why.contains("run: 2000 of 2000 operations failed (100.0%: UPDATE 1800, READ 200)"),
             "{why}"
         );
         assert_eq!(verdict(100.0, None, Some(&run)), None);
-        let some = ycsb_report::parse(
+        let some = orch_analysis::ycsb::parse(
             "[UPDATE], Operations, 98\n[UPDATE], Return=OK, 98\n[UPDATE], Return=ERROR, 2\n",
         )
         .unwrap();
@@ -460,7 +460,7 @@ mod tests {
 
     #[test]
     fn the_table_shows_failed_operations_per_operation() {
-        let run = ycsb_report::parse(ALL_FAILED).unwrap();
+        let run = orch_analysis::ycsb::parse(ALL_FAILED).unwrap();
         let result = RunResult {
             label: "r1".into(),
             matrix: Vec::new(),

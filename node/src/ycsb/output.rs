@@ -1,5 +1,5 @@
 //! YCSB's text output, character for character, so scripts written for real YCSB (and the
-//! `ycsb-report` parser) read ours: `TextMeasurementsExporter` for the results and
+//! `orch_analysis::ycsb` parser) read ours: `TextMeasurementsExporter` for the results and
 //! `StatusThread` for the `-s` lines.
 
 use std::fmt::Write;
@@ -381,7 +381,7 @@ mod tests {
             text.contains("[UPDATE], 99thPercentileLatency(us), 8000\n"),
             "{text}"
         );
-        let parsed = ycsb_report::parse(&text).unwrap();
+        let parsed = orch_analysis::ycsb::parse(&text).unwrap();
         assert_eq!(
             parsed.operation("UPDATE").unwrap().percentile(95.0),
             Some(8000.0)

@@ -12,9 +12,9 @@ mod elect;
 
 use anyhow::Context;
 use orch_analysis::elect::Summary;
+use orch_analysis::ycsb::{Operation, Report};
 use orch_common::events::Record;
 use resvg::{tiny_skia, usvg};
-use ycsb_report::{Operation, Report};
 
 pub use elect::CellSamples;
 
@@ -678,7 +678,7 @@ fn rasterize(svg: &str, options: &usvg::Options) -> anyhow::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ycsb_report::Percentile;
+    use orch_analysis::ycsb::Percentile;
 
     fn operation(name: &str, latencies: &[(f64, f64)]) -> Operation {
         Operation {

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use orch_analysis::stats::Describe;
+use orch_analysis::ycsb::Report;
 use serde::Serialize;
-use ycsb_report::Report;
 
 use crate::report::RunResult;
 

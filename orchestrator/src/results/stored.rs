@@ -85,7 +85,7 @@ pub fn combined(stored: &[Stored]) -> Vec<Cell> {
                 .iter()
                 .find(|(phase, _)| phase == "run")
                 .and_then(|(_, p)| std::fs::read_to_string(p).ok())
-                .and_then(|t| ycsb_report::parse(&t).ok());
+                .and_then(|t| orch_analysis::ycsb::parse(&t).ok());
             (r, cells::metrics(r, run.as_ref()))
         })
         .collect();

@@ -42,7 +42,7 @@ pub struct RunOutcome {
     pub dir: store::RunDir,
     pub results: Vec<RunResult>,
     /// The parsed YCSB run output of each result, in the same order.
-    pub reports: Vec<Option<ycsb_report::Report>>,
+    pub reports: Vec<Option<orch_analysis::ycsb::Report>>,
     /// The matrix cells (repetitions aggregated).
     pub cells: Vec<Cell>,
     /// Every run that failed or was marked failed, with the reason; teardown still ran.
@@ -220,7 +220,7 @@ async fn set_aside(label: &str, conns: &BTreeMap<String, (Conn, RunHost)>) -> an
 pub fn write_plots(
     dir: &store::RunDir,
     results: &[RunResult],
-    reports: &[Option<ycsb_report::Report>],
+    reports: &[Option<orch_analysis::ycsb::Report>],
 ) {
     let plotted: Vec<_> = results
         .iter()

@@ -123,7 +123,7 @@ pub async fn run(
             .await?;
         let failed = std::fs::read_to_string(&dest)
             .ok()
-            .and_then(|t| ycsb_report::parse(&t).ok())
+            .and_then(|t| orch_analysis::ycsb::parse(&t).ok())
             .map(|r| (r.failed(), r.attempted()))
             .filter(|(failed, _)| *failed > 0)
             .map(|(failed, all)| format!("; {failed} of {all} operations FAILED"))
@@ -392,7 +392,7 @@ mod tests {
 
     #[test]
     fn status_lines_of_real_ycsb_and_ours() {
-        // Real YCSB 0.12.0 (ycsb-report/tests/fixtures/ycsb-0.12.0-load.txt).
+        // Real YCSB 0.12.0 (analysis/tests/fixtures/ycsb-0.12.0-load.txt).
         let real = "2017-10-06 09:49:35:996 429 sec: 9866978 operations; 19046.59 current ops/sec; est completion in 6 seconds [INSERT: Count=190523, Max=172543]";
         assert_eq!(
             parse_status(real),

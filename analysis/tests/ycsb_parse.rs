@@ -1,6 +1,6 @@
 //! The seed README's outputs and real-YCSB-style outputs parse to exactly their numbers.
 
-use ycsb_report::{parse, Operation, Report};
+use orch_analysis::ycsb::{parse, Operation, Report};
 
 fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
