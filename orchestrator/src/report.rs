@@ -24,6 +24,8 @@ pub struct RunResult {
     pub threads: Option<u32>,
     /// (phase, local YCSB output file).
     pub outputs: Vec<(String, PathBuf)>,
+    /// Declared vs measured round trip per delayed pair (delays.json), if the run had delays.
+    pub delays: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -45,6 +47,7 @@ struct RunSummary<'a> {
     run: Option<Report>,
     /// Operations that returned anything but OK, in the run phase.
     errors: u64,
+    delays: Option<&'a serde_json::Value>,
 }
 
 /// Parses every output and writes summary.json and summary.csv; returns the run phases' reports.
@@ -86,6 +89,7 @@ pub fn write(
             load,
             run,
             errors,
+            delays: r.delays.as_ref(),
         });
     }
     let summary = Summary {
