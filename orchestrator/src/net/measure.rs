@@ -11,15 +11,16 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use super::spec::Delays;
+use super::spec::{Delays, Distribution, Link};
 use crate::inventory::Host;
 use crate::remote::{Cmd, Conn};
 
-/// Pings per pair.
-pub const COUNT: u32 = 20;
-/// Seconds between pings (the smallest interval ping grants without root is 0.2 s; orch runs it
-/// through sudo anyway, as it does the delays).
-const INTERVAL_SECS: f64 = 0.2;
+/// Fewest and most pings per pair (see [`ping_count`]).
+const MIN_COUNT: u32 = 20;
+const MAX_COUNT: u32 = 200;
+/// Seconds between pings; below 0.2 s ping needs root, which orch has through sudo as it has for
+/// the delays themselves. 200 pings take 10 s.
+const INTERVAL_SECS: f64 = 0.05;
 /// How long a ping waits for each reply, seconds.
 const REPLY_WAIT_SECS: u32 = 2;
 
@@ -55,6 +56,38 @@ pub struct Pair {
     pub to_ip: IpAddr,
     /// The mean one-way delays of both directions added (0 for a direction without a delay).
     pub declared_rtt_ms: f64,
+    /// The standard deviation of the round trip the declared jitters give.
+    pub declared_sd_ms: f64,
+    /// Which measured statistic estimates the declared mean (see [`Statistic`]).
+    pub compared: Statistic,
+}
+
+/// What is compared with the declared mean round trip. The median, unless a direction has
+/// skewed (pareto, paretonormal) jitter: one scheduling stall on a busy host holds a ping for
+/// tens of ms and moves the mean of 20 pings by more than a ms, but not the median, which equals
+/// the mean for symmetric jitter (none, uniform, normal). For skewed jitter the median is not the
+/// mean (netem's pareto has its median 0.3 jitters below its mean), so the mean it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Statistic {
+    Median,
+    Mean,
+}
+
+impl Statistic {
+    fn of(self, m: &PingStats) -> f64 {
+        match self {
+            Statistic::Median => m.median_ms,
+            Statistic::Mean => m.mean_ms,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Statistic::Median => "median",
+            Statistic::Mean => "mean",
+        }
+    }
 }
 
 /// What ping saw for one pair.
@@ -83,9 +116,6 @@ pub struct PairResult {
 /// Every pair of one run: the content of delays.json and of the run's summary entry.
 #[derive(Debug, Clone, Serialize)]
 pub struct Measured {
-    /// What is compared with the declared mean round trip: the measured mean.
-    pub compared: &'static str,
-    pub pings_per_pair: u32,
     pub tolerance_pct: f64,
     pub tolerance_ms: f64,
     pub pairs: Vec<PairResult>,
@@ -102,6 +132,14 @@ pub fn pairs(delays: &Delays) -> Vec<Pair> {
             .iter()
             .find(|(h, _)| h == from)
             .and_then(|(_, rules)| rules.iter().find(|e| e.to == to))
+    };
+    let sd = |l: &Link| l.jitter_ms * jitter_sd(l.distribution);
+    let skewed = |l: &Link| {
+        l.jitter_ms > 0.0
+            && matches!(
+                l.distribution,
+                Distribution::Pareto | Distribution::Paretonormal
+            )
     };
     let mut out: Vec<Pair> = Vec::new();
     for (from, rules) in &delays.hosts {
@@ -122,10 +160,46 @@ pub fn pairs(delays: &Delays) -> Vec<Pair> {
                 from_ip,
                 to_ip: e.dst,
                 declared_rtt_ms: e.link.delay_ms + back.map_or(0.0, |b| b.link.delay_ms),
+                declared_sd_ms: (sd(&e.link).powi(2) + back.map_or(0.0, |b| sd(&b.link).powi(2)))
+                    .sqrt(),
+                compared: if skewed(&e.link) || back.is_some_and(|b| skewed(&b.link)) {
+                    Statistic::Mean
+                } else {
+                    Statistic::Median
+                },
             });
         }
     }
     out
+}
+
+/// The standard deviation of a distribution's jitter multiplier (docs of node/src/delay/dist.rs).
+fn jitter_sd(d: Distribution) -> f64 {
+    match d {
+        Distribution::Uniform => 1.0 / 3f64.sqrt(),
+        Distribution::Normal => 1.0,
+        Distribution::Pareto => 0.82,
+        Distribution::Paretonormal => 0.83,
+    }
+}
+
+/// Pings for one pair: enough that the standard error of the compared statistic is at most a
+/// quarter of the deviation allowed, so a correct delay fails the check with a chance of about
+/// 1 in 15 000 (a 4-sigma event), within [`MIN_COUNT`]..=[`MAX_COUNT`]. The median's standard
+/// error is larger than the mean's: sqrt(3) times for uniform jitter (the worst case, assumed).
+pub fn ping_count(pair: &Pair, tolerance: Tolerance) -> u32 {
+    let allowed = tolerance.allowed_ms(pair.declared_rtt_ms);
+    if allowed <= 0.0 {
+        return MAX_COUNT;
+    }
+    let factor = match pair.compared {
+        Statistic::Mean => 1.0,
+        Statistic::Median => 3f64.sqrt(),
+    };
+    let needed = (4.0 * factor * pair.declared_sd_ms / allowed)
+        .powi(2)
+        .ceil();
+    (needed as u32).clamp(MIN_COUNT, MAX_COUNT)
 }
 
 /// A host's experiment IP as some other host's rule names it.
@@ -139,9 +213,9 @@ fn experiment_ip(delays: &Delays, host: &str) -> Option<IpAddr> {
 }
 
 /// The ping command for one pair: from `from_ip` (so the packets take the experiment network),
-/// [`COUNT`] pings, a deadline so it ends even if replies stop.
-fn ping_argv(pair: &Pair) -> (Vec<String>, Duration) {
-    let deadline = (f64::from(COUNT) * INTERVAL_SECS
+/// `count` pings, a deadline so it ends even if replies stop.
+fn ping_argv(pair: &Pair, count: u32) -> (Vec<String>, Duration) {
+    let deadline = (f64::from(count) * INTERVAL_SECS
         + f64::from(REPLY_WAIT_SECS)
         + 2.0 * pair.declared_rtt_ms / 1000.0)
         .ceil() as u64;
@@ -149,7 +223,7 @@ fn ping_argv(pair: &Pair) -> (Vec<String>, Duration) {
         "ping",
         "-n",
         "-c",
-        &COUNT.to_string(),
+        &count.to_string(),
         "-i",
         &INTERVAL_SECS.to_string(),
         "-W",
@@ -208,7 +282,7 @@ pub fn judge(pair: Pair, measured: Option<PingStats>, tolerance: Tolerance) -> P
     let allowed_ms = tolerance.allowed_ms(pair.declared_rtt_ms);
     let ok = measured
         .as_ref()
-        .is_some_and(|m| (m.mean_ms - pair.declared_rtt_ms).abs() <= allowed_ms);
+        .is_some_and(|m| (pair.compared.of(m) - pair.declared_rtt_ms).abs() <= allowed_ms);
     PairResult {
         pair,
         measured,
@@ -225,7 +299,7 @@ pub async fn measure(hosts: &[(&Host, &Conn)], delays: &Delays) -> Result<Measur
         let Some((_, conn)) = hosts.iter().find(|(h, _)| h.name == pair.from) else {
             bail!("{}: no connection to measure delays from", pair.from);
         };
-        let (argv, limit) = ping_argv(&pair);
+        let (argv, limit) = ping_argv(&pair, ping_count(&pair, tolerance));
         let cmd = Cmd::new(&argv).privileged().timeout(Some(limit));
         let out = conn.run(&cmd).await?;
         let Some((sent, times)) = parse_ping(&out.stdout) else {
@@ -246,8 +320,6 @@ pub async fn measure(hosts: &[(&Host, &Conn)], delays: &Delays) -> Result<Measur
     });
     let pairs = futures::future::try_join_all(runs).await?;
     Ok(Measured {
-        compared: "mean",
-        pings_per_pair: COUNT,
         tolerance_pct: tolerance.pct,
         tolerance_ms: tolerance.ms,
         pairs,
@@ -258,10 +330,10 @@ impl Measured {
     /// The table for delays.txt and `orch run`'s output.
     pub fn report(&self) -> String {
         let mut out = format!(
-            "measured round trips ({} pings per pair between experiment IPs; declared = both \
-             directions' mean delays added; compared: the measured {}; tolerance {}% or {} ms, \
-             whichever is larger):\n",
-            self.pings_per_pair, self.compared, self.tolerance_pct, self.tolerance_ms
+            "measured round trips (ping between experiment IPs, all pairs at once; declared = \
+             both directions' mean delays added; compared with the measured median, or the mean \
+             (*) for pareto jitter; tolerance {}% or {} ms, whichever is larger):\n",
+            self.tolerance_pct, self.tolerance_ms
         );
         let _ = writeln!(
             out,
@@ -274,11 +346,17 @@ impl Measured {
             let verdict = if r.ok { "ok" } else { "OFF" };
             match &r.measured {
                 Some(m) => {
+                    let (mean, median) = match r.pair.compared {
+                        Statistic::Mean => {
+                            (format!("*{:.2}", m.mean_ms), format!("{:.2}", m.median_ms))
+                        }
+                        Statistic::Median => {
+                            (format!("{:.2}", m.mean_ms), format!("*{:.2}", m.median_ms))
+                        }
+                    };
                     let _ = writeln!(
                         out,
-                        "  {name:<20} {declared:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8}  {verdict}",
-                        m.mean_ms,
-                        m.median_ms,
+                        "  {name:<20} {declared:>9} {mean:>9} {median:>9} {:>9.2} {:>9.2} {:>8}  {verdict}",
                         m.min_ms,
                         m.max_ms,
                         format!("{}/{}", m.received, m.sent),
@@ -307,16 +385,17 @@ impl Measured {
                 );
                 match &r.measured {
                     Some(m) => format!(
-                        "{name}: declared {:.2} ms, measured mean {:.2} ms (off by {:.2} ms, \
+                        "{name}: declared {:.2} ms, measured {} {:.2} ms (off by {:.2} ms, \
                          {:.2} ms allowed)",
                         r.pair.declared_rtt_ms,
-                        m.mean_ms,
-                        (m.mean_ms - r.pair.declared_rtt_ms).abs(),
+                        r.pair.compared.name(),
+                        r.pair.compared.of(m),
+                        (r.pair.compared.of(m) - r.pair.declared_rtt_ms).abs(),
                         r.allowed_ms
                     ),
                     None => format!(
-                        "{name}: declared {:.2} ms, no reply to any of {} pings",
-                        r.pair.declared_rtt_ms, self.pings_per_pair
+                        "{name}: declared {:.2} ms, no reply to any ping",
+                        r.pair.declared_rtt_ms
                     ),
                 }
             })
@@ -328,7 +407,7 @@ impl Measured {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::spec::{Distribution, Egress, Link};
+    use crate::net::spec::Egress;
 
     /// Recorded from `ping -n -c 3 -i 0.2 -I 127.0.0.1 127.0.0.1` (ping from iputils 20221126,
     /// Debian 12, kernel 6.18).
@@ -367,7 +446,13 @@ rtt min/avg/max/mdev = 0.033/0.136/0.334/0.139 ms
                 (
                     "h1".into(),
                     vec![
-                        egress("h2", "10.0.2.2", 15.0),
+                        Egress {
+                            link: Link {
+                                jitter_ms: 3.0,
+                                ..link(15.0)
+                            },
+                            ..egress("h2", "10.0.2.2", 15.0)
+                        },
                         egress("h3", "10.0.3.2", 15.0),
                     ],
                 ),
@@ -375,7 +460,12 @@ rtt min/avg/max/mdev = 0.033/0.136/0.334/0.139 ms
             ],
             ..Delays::default()
         };
-        let got: Vec<(String, String, String, f64)> = pairs(&delays)
+        let found = pairs(&delays);
+        // Uniform jitter of 3 ms on h1 -> h2: sd 3/sqrt(3); none the other way.
+        assert!((found[0].declared_sd_ms - 3f64.sqrt()).abs() < 1e-9);
+        assert_eq!(found[1].declared_sd_ms, 0.0);
+        assert!(found.iter().all(|p| p.compared == Statistic::Median));
+        let got: Vec<(String, String, String, f64)> = found
             .into_iter()
             .map(|p| (p.from, p.to, p.from_ip.to_string(), p.declared_rtt_ms))
             .collect();
@@ -386,6 +476,28 @@ rtt min/avg/max/mdev = 0.033/0.136/0.334/0.139 ms
                 ("h1".into(), "h3".into(), "10.0.1.2".into(), 15.0),
             ]
         );
+    }
+
+    #[test]
+    fn jittery_pairs_get_more_pings() {
+        let pair = |declared_rtt_ms: f64, declared_sd_ms: f64, compared| Pair {
+            from: "h1".into(),
+            to: "h2".into(),
+            from_ip: "10.0.1.2".parse().unwrap(),
+            to_ip: "10.0.2.2".parse().unwrap(),
+            declared_rtt_ms,
+            declared_sd_ms,
+            compared,
+        };
+        let t = Tolerance::default();
+        let (mean, median) = (Statistic::Mean, Statistic::Median);
+        assert_eq!(ping_count(&pair(30.0, 0.0, median), t), MIN_COUNT);
+        // The lab scenario's 15 +- 5 ms (normal) and 2 +- 1 ms: sd sqrt(26), 3.4 ms allowed.
+        assert_eq!(ping_count(&pair(17.0, 26f64.sqrt(), mean), t), 36);
+        assert_eq!(ping_count(&pair(17.0, 26f64.sqrt(), median), t), 108);
+        assert_eq!(ping_count(&pair(10.0, 50.0, mean), t), MAX_COUNT);
+        let strict = Tolerance { pct: 0.0, ms: 0.0 };
+        assert_eq!(ping_count(&pair(10.0, 1.0, mean), strict), MAX_COUNT);
     }
 
     #[test]
@@ -412,6 +524,8 @@ rtt min/avg/max/mdev = 0.033/0.136/0.334/0.139 ms
             from_ip: "10.0.1.2".parse().unwrap(),
             to_ip: "10.0.2.2".parse().unwrap(),
             declared_rtt_ms: declared,
+            declared_sd_ms: 0.0,
+            compared: Statistic::Mean,
         };
         let seen = |mean: f64| {
             Some(PingStats {
@@ -434,8 +548,6 @@ rtt min/avg/max/mdev = 0.033/0.136/0.334/0.139 ms
         assert!(!judge(pair(4.0), None, t).ok);
 
         let measured = Measured {
-            compared: "mean",
-            pings_per_pair: 20,
             tolerance_pct: 20.0,
             tolerance_ms: 2.0,
             pairs: vec![
