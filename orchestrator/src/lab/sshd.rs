@@ -128,7 +128,7 @@ pub(super) fn launch(
         cmd.arg(dir.user_home()).arg(home);
     }
     cmd.args(["--", SSHD, "-D", "-e", "-f", "/dev/null"]);
-    for option in sshd_options(addr, dir, authorized_keys) {
+    for option in sshd_options(addr, dir, authorized_keys, user_home.is_some()) {
         cmd.arg("-o").arg(option);
     }
     let out = run(&mut cmd)?;
@@ -142,15 +142,22 @@ pub(super) fn launch(
 /// The whole sshd configuration: nothing comes from /etc/ssh. Root's key is in the state
 /// directory; a normal user's sshd cannot read that (it reads keys as the user), so a user's key
 /// is in the user's own `~/.ssh/authorized_keys`, as on CloudLab.
-fn sshd_options(addr: Ipv4Addr, dir: &HostDir, authorized_keys: &Path) -> Vec<String> {
+fn sshd_options(
+    addr: Ipv4Addr,
+    dir: &HostDir,
+    authorized_keys: &Path,
+    user_keys: bool,
+) -> Vec<String> {
+    let keys = if user_keys {
+        format!("{} .ssh/authorized_keys", authorized_keys.display())
+    } else {
+        authorized_keys.display().to_string()
+    };
     vec![
         format!("ListenAddress={addr}:22"),
         format!("HostKey={}", dir.host_key().display()),
         format!("PidFile={}", dir.pid_file().display()),
-        format!(
-            "AuthorizedKeysFile={} .ssh/authorized_keys",
-            authorized_keys.display()
-        ),
+        format!("AuthorizedKeysFile={keys}"),
         "PermitRootLogin=prohibit-password".into(),
         "PasswordAuthentication=no".into(),
         "KbdInteractiveAuthentication=no".into(),
