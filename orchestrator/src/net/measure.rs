@@ -331,8 +331,8 @@ impl Measured {
     pub fn report(&self) -> String {
         let mut out = format!(
             "measured round trips (ping between experiment IPs, all pairs at once; declared = \
-             both directions' mean delays added; compared with the measured median, or the mean \
-             (*) for pareto jitter; tolerance {}% or {} ms, whichever is larger):\n",
+             both directions' mean delays added; compared (*): the measured median, or the mean \
+             for pareto jitter; tolerance {}% or {} ms, whichever is larger):\n",
             self.tolerance_pct, self.tolerance_ms
         );
         let _ = writeln!(
