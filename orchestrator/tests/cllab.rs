@@ -215,6 +215,46 @@ fn a_sudo_user_runs_setup_the_lab_scenario_and_fetch_logs_over_split_networks() 
     orch::logs::verify(&tarball, &manifest).unwrap();
 
     slowed_only_on_the_experiment_network(&lab);
+    a_pair_without_replies_fails_the_run_before_the_workload(&lab, &results);
+}
+
+/// A pair whose delay drops every packet answers no ping: the run fails right after the delays,
+/// naming the pair, before ZooKeeper or the workload start, and its delays are removed.
+fn a_pair_without_replies_fails_the_run_before_the_workload(lab: &Lab, results: &Path) {
+    let scenario = lab.dir.path().join("deaf.yaml");
+    std::fs::write(
+        &scenario,
+        "name: deaf\ndelays:\n  pairs:\n    - {from: host1, to: host2, delay_ms: 5, loss_pct: \
+         100}\nzookeeper:\n  leader: host3\n\
+         workload:\n  client: host1\n",
+    )
+    .unwrap();
+    let inv = lab.inventory.to_str().unwrap();
+    let out = lab.orch(&[
+        "-i",
+        inv,
+        "run",
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "host1 (10.162.1.2) <-> host2 (10.162.2.2): declared 5.00 ms, no reply to any ping"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("zookeeper: leader"), "{stderr}");
+    let txt = std::fs::read_to_string(results.join("deaf/latest/r01-rep1/delays.txt")).unwrap();
+    assert!(txt.contains("no replies  OFF"), "{txt}");
+    let left = exec_all(
+        lab,
+        "ps -eo args | grep -E 'orch-node (delay|proc)|QuorumPeerMain' | grep -v grep || true",
+    );
+    assert!(left.iter().all(String::is_empty), "{left:#?}");
 }
 
 /// While a run holds its delays (host1 and host3 send with 15 ms, so their round trip is

@@ -121,11 +121,12 @@ pub(super) fn check_usable(lab: &str, name: &str) -> Result<()> {
     let Some(account) = lookup(name)? else {
         return Ok(());
     };
-    if account.home.starts_with("/tmp") || account.home == Path::new("/") {
+    let home = &account.home;
+    if home.starts_with("/tmp") || home.starts_with("/root") || home == Path::new("/") {
         bail!(
             "user {name}'s home is {}; the lab mounts a private home over it on every host, \
-             which cannot be / or under /tmp",
-            account.home.display()
+             which cannot be /, or under /tmp or /root (the hosts' own); choose another --user",
+            home.display()
         );
     }
     if password_locked(name)? {

@@ -124,8 +124,9 @@ pub struct Measured {
 /// The pairs whose round trip `delays` changes, each once: for every host's delay towards a
 /// peer, that host and the peer (the first host in inventory order that has a delay to the other
 /// is the one that pings). The declared round trip is the sum of both directions' delays: the
-/// mean of every distribution (netem's, and the emulator's) is the delay itself.
-pub fn pairs(delays: &Delays) -> Vec<Pair> {
+/// mean of every distribution (netem's, and the emulator's) is the delay itself. `ip_of` gives a
+/// host's experiment IP (the pinging host's source address); a host it does not know is an error.
+pub fn pairs(delays: &Delays, ip_of: impl Fn(&str) -> Option<IpAddr>) -> Result<Vec<Pair>> {
     let one_way = |from: &str, to: &str| {
         delays
             .hosts
@@ -151,8 +152,8 @@ pub fn pairs(delays: &Delays) -> Vec<Pair> {
                 continue;
             }
             let back = one_way(&e.to, from);
-            let Some(from_ip) = back.map(|b| b.dst).or_else(|| experiment_ip(delays, from)) else {
-                continue;
+            let Some(from_ip) = ip_of(from) else {
+                bail!("{from}: its experiment IP is unknown, so its delays cannot be measured");
             };
             out.push(Pair {
                 from: from.clone(),
@@ -170,7 +171,7 @@ pub fn pairs(delays: &Delays) -> Vec<Pair> {
             });
         }
     }
-    out
+    Ok(out)
 }
 
 /// The standard deviation of a distribution's jitter multiplier (docs of node/src/delay/dist.rs).
@@ -200,16 +201,6 @@ pub fn ping_count(pair: &Pair, tolerance: Tolerance) -> u32 {
         .powi(2)
         .ceil();
     (needed as u32).clamp(MIN_COUNT, MAX_COUNT)
-}
-
-/// A host's experiment IP as some other host's rule names it.
-fn experiment_ip(delays: &Delays, host: &str) -> Option<IpAddr> {
-    delays
-        .hosts
-        .iter()
-        .flat_map(|(_, rules)| rules)
-        .find(|e| e.to == host)
-        .map(|e| e.dst)
 }
 
 /// The ping command for one pair: from `from_ip` (so the packets take the experiment network),
@@ -295,7 +286,13 @@ pub fn judge(pair: Pair, measured: Option<PingStats>, tolerance: Tolerance) -> P
 /// host that has a delay) and judges each against `delays.tolerance`.
 pub async fn measure(hosts: &[(&Host, &Conn)], delays: &Delays) -> Result<Measured> {
     let tolerance = delays.tolerance;
-    let runs = pairs(delays).into_iter().map(|pair| async move {
+    let ip_of = |name: &str| {
+        hosts
+            .iter()
+            .find(|(h, _)| h.name == name)
+            .map(|(h, _)| h.experiment_ip)
+    };
+    let runs = pairs(delays, ip_of)?.into_iter().map(|pair| async move {
         let Some((_, conn)) = hosts.iter().find(|(h, _)| h.name == pair.from) else {
             bail!("{}: no connection to measure delays from", pair.from);
         };
@@ -460,7 +457,12 @@ rtt min/avg/max/mdev = 0.033/0.136/0.334/0.139 ms
             ],
             ..Delays::default()
         };
-        let found = pairs(&delays);
+        let ips = |name: &str| match name {
+            "h1" => Some("10.0.1.2".parse().unwrap()),
+            "h2" => Some("10.0.2.2".parse().unwrap()),
+            _ => None,
+        };
+        let found = pairs(&delays, ips).unwrap();
         // Uniform jitter of 3 ms on h1 -> h2: sd 3/sqrt(3); none the other way.
         assert!((found[0].declared_sd_ms - 3f64.sqrt()).abs() < 1e-9);
         assert_eq!(found[1].declared_sd_ms, 0.0);
@@ -475,6 +477,20 @@ rtt min/avg/max/mdev = 0.033/0.136/0.334/0.139 ms
                 ("h1".into(), "h2".into(), "10.0.1.2".into(), 17.0),
                 ("h1".into(), "h3".into(), "10.0.1.2".into(), 15.0),
             ]
+        );
+        // A one-way delay alone (no host has one back) is still a pair; a host without a known
+        // experiment IP is an error, never a silently skipped pair.
+        let one_way = Delays {
+            hosts: vec![("h1".into(), vec![egress("h2", "10.0.2.2", 5.0)])],
+            ..Delays::default()
+        };
+        let lone = pairs(&one_way, ips).unwrap();
+        assert_eq!(lone.len(), 1);
+        assert_eq!(lone[0].declared_rtt_ms, 5.0);
+        let unknown = pairs(&one_way, |_: &str| None).unwrap_err().to_string();
+        assert!(
+            unknown.contains("h1: its experiment IP is unknown"),
+            "{unknown}"
         );
     }
 
