@@ -148,6 +148,14 @@ enum LabCommand {
         /// First two octets of the lab network: hosts get A.B.i.2.
         #[arg(long, default_value = "10.0", value_name = "A.B")]
         net: String,
+        /// Log in as this normal user with passwordless sudo (created if missing; removed by
+        /// `lab down` only if `up` created it) instead of root.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// SSH on a control network of its own (hosts' eth0 = C.D.i.2, default A.B+1); the
+        /// experiment addresses A.B.i.2 move to eth1.
+        #[arg(long, value_name = "C.D", num_args = 0..=1)]
+        control_net: Option<Option<String>>,
     },
     /// Show each lab host and whether its sshd answers.
     Status {
@@ -220,12 +228,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let summary = runtime()?.block_on(exec::exec(&hosts, &opts));
             Ok(status(summary.all_ok()))
         }
-        Command::Lab(LabCommand::Up { hosts, lab, net }) => {
+        Command::Lab(LabCommand::Up {
+            hosts,
+            lab,
+            net,
+            user,
+            control_net,
+        }) => {
+            let net = parse_net("--net", &net)?;
+            let control_net = match control_net {
+                None => None,
+                Some(Some(c)) => Some(parse_net("--control-net", &c)?),
+                Some(None) => Some(default_control_net(net)?),
+            };
             let spec = lab::LabSpec {
                 name: lab.name,
                 hosts,
-                net: parse_net(&net)?,
+                net,
                 inventory_out: cli.inventory,
+                user,
+                control_net,
             };
             let info = lab::up(&spec)?;
             println!(
@@ -393,16 +415,24 @@ fn load_inventory(flag: Option<PathBuf>) -> anyhow::Result<Inventory> {
     Ok(Inventory::load(&path)?)
 }
 
-fn parse_net(s: &str) -> anyhow::Result<[u8; 2]> {
+fn parse_net(flag: &str, s: &str) -> anyhow::Result<[u8; 2]> {
     let parts: Vec<&str> = s.split('.').collect();
     match parts.as_slice() {
         [a, b] => Ok([
             a.parse()
-                .with_context(|| format!("--net {s}: `{a}` is not 0..=255"))?,
+                .with_context(|| format!("{flag} {s}: `{a}` is not 0..=255"))?,
             b.parse()
-                .with_context(|| format!("--net {s}: `{b}` is not 0..=255"))?,
+                .with_context(|| format!("{flag} {s}: `{b}` is not 0..=255"))?,
         ]),
-        _ => anyhow::bail!("--net {s}: expected two octets like 10.0"),
+        _ => anyhow::bail!("{flag} {s}: expected two octets like 10.0"),
+    }
+}
+
+/// `--control-net` without a value: the /16 after the experiment network's.
+fn default_control_net([a, b]: [u8; 2]) -> anyhow::Result<[u8; 2]> {
+    match b.checked_add(1) {
+        Some(next) => Ok([a, next]),
+        None => anyhow::bail!("--net {a}.{b}: there is no next /16; give --control-net C.D"),
     }
 }
 

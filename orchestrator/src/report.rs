@@ -28,6 +28,8 @@ pub struct RunResult {
     pub election: Option<orch_analysis::elect::Summary>,
     /// Why this run counts as failed (it stopped with an error, a safety violation), if it does.
     pub failure: Option<String>,
+    /// Declared vs measured round trip per delayed pair (delays.json), if the run had delays.
+    pub delays: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -53,6 +55,7 @@ struct RunSummary<'a> {
     /// Why this run counts as failed (failed operations above `workload.max_error_pct`, a
     /// safety violation), if it does.
     failed: Option<&'a str>,
+    delays: Option<&'a serde_json::Value>,
 }
 
 /// Parses every output and writes summary.json, summary.csv, cells.json and cells.csv;
@@ -97,6 +100,7 @@ pub fn write(
             errors,
             election: r.election.as_ref(),
             failed: r.failure.as_deref(),
+            delays: r.delays.as_ref(),
         });
     }
     let summary = Summary {
@@ -471,6 +475,7 @@ mod tests {
             outputs: Vec::new(),
             election: None,
             failure: None,
+            delays: None,
         };
         let table = table(&[result], &[Some(run)]);
         let row = |name: &str| {

@@ -48,6 +48,8 @@ fn spec(name: &str, hosts: usize, net: [u8; 2]) -> LabSpec {
         hosts,
         net,
         inventory_out: None,
+        user: None,
+        control_net: None,
     }
 }
 

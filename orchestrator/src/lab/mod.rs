@@ -1,6 +1,8 @@
 //! `orch lab`: a local testbed of N hosts on this machine, so every orch command can be tried
 //! without a cluster. Each host is a network namespace on a shared bridge with its own sshd, home,
-//! /tmp and pid namespace; an inventory for it is generated. See `docs/lab.md`.
+//! /tmp and pid namespace; an inventory for it is generated. Optionally as on CloudLab: a normal
+//! user with passwordless sudo, and SSH on a control network apart from the experiment network.
+//! See `docs/lab.md`.
 
 mod cmd;
 mod inventory;
@@ -10,6 +12,7 @@ mod process;
 mod sshd;
 mod state;
 mod teardown;
+mod user;
 
 use std::fs;
 use std::io::ErrorKind;
@@ -23,6 +26,7 @@ use anyhow::{bail, Context, Result};
 
 use sshd::{HostDir, Starting};
 use state::{HostProcess, ProcessKind, State};
+use user::LabUser;
 
 /// The most hosts a lab can have (host i gets A.B.i.2, and every host runs an sshd).
 pub const MAX_HOSTS: usize = 64;
@@ -42,6 +46,11 @@ pub struct LabSpec {
     pub net: [u8; 2],
     /// Where to write the inventory besides `<state>/inventory.yaml`.
     pub inventory_out: Option<PathBuf>,
+    /// Log in as this user (created if missing, given passwordless sudo) instead of root.
+    pub user: Option<String>,
+    /// First two octets of a separate control network for SSH (`eth0`, C.D.i.2); the
+    /// experiment addresses are then on `eth1`.
+    pub control_net: Option<[u8; 2]>,
 }
 
 /// A lab that is up.
@@ -57,8 +66,10 @@ pub struct LabInfo {
 pub struct LabHost {
     /// `host<i>`, as in the inventory.
     pub name: String,
-    /// Where its sshd listens, and its experiment address.
+    /// Where its sshd listens (the control address with `--control-net`).
     pub address: Ipv4Addr,
+    /// Its experiment address (the same as `address` without `--control-net`).
+    pub experiment: Ipv4Addr,
     /// Its network namespace, for `ip netns exec`.
     pub netns: String,
 }
@@ -89,7 +100,10 @@ pub fn up(spec: &LabSpec) -> Result<LabInfo> {
     }
     let dir = resolve_state_dir(&spec.name)?;
     let inventory = inventory_target(spec, &dir)?;
-    net::check_free(&spec.name, spec.hosts, spec.net)?;
+    net::check_free(&spec.name, spec.hosts, spec.net, spec.control_net)?;
+    if let Some(name) = &spec.user {
+        user::check_usable(&spec.name, name)?;
+    }
     create_state_dir(&dir, &spec.name)?;
     let mut state = State {
         name: spec.name.clone(),
@@ -102,8 +116,13 @@ pub fn up(spec: &LabSpec) -> Result<LabInfo> {
         veths: Vec::new(),
         processes: Vec::new(),
         external_files: Vec::new(),
+        control_net: spec.control_net,
+        control_bridge: None,
+        user: None,
     };
-    let built = state.save(&dir).and_then(|()| build(&mut state, &dir));
+    let built = state
+        .save(&dir)
+        .and_then(|()| build(&mut state, &dir, spec.user.as_deref()));
     built.map_err(|err| roll_back(err, &mut state, &dir))
 }
 
@@ -116,7 +135,7 @@ pub fn status(name: &str) -> Result<bool> {
         return Ok(false);
     };
     let namespaces = net::existing_netns()?;
-    let hosts = lab_hosts(&state.name, state.hosts, state.net);
+    let hosts = lab_hosts(&state.name, state.hosts, state.net, state.control_net);
     let health: Vec<Health> = thread::scope(|s| {
         let probes: Vec<_> = hosts
             .iter()
@@ -134,12 +153,22 @@ pub fn status(name: &str) -> Result<bool> {
     for (host, h) in hosts.iter().zip(&health) {
         println!("{}", h.row(host));
     }
-    let bridge = net::bridge_name(name);
-    let bridge_up = net::existing_links()?.contains(&bridge);
-    println!(
-        "bridge: {bridge} {}",
-        if bridge_up { "present" } else { "missing" }
-    );
+    let links = net::existing_links()?;
+    let mut bridge_up = true;
+    for bridge in [Some(net::bridge_name(name)), state.control_bridge.clone()]
+        .into_iter()
+        .flatten()
+    {
+        let present = links.contains(&bridge);
+        bridge_up &= present;
+        println!(
+            "bridge: {bridge} {}",
+            if present { "present" } else { "missing" }
+        );
+    }
+    if let Some(u) = &state.user {
+        println!("user: {} (passwordless sudo)", u.name);
+    }
     println!("inventory: {}", state.inventory.display());
     if !state.complete {
         println!("`orch lab up` did not finish for this lab; run `orch lab down --name {name}`");
@@ -180,9 +209,21 @@ fn validate(spec: &LabSpec) -> Result<()> {
             spec.hosts
         );
     }
-    let [a, b] = spec.net;
-    if a == 0 || a == 127 || a >= 224 {
-        bail!("--net {a}.{b} cannot be used: the first number must be 1 to 223 and not 127");
+    for (flag, net) in [
+        ("--net", Some(spec.net)),
+        ("--control-net", spec.control_net),
+    ] {
+        let Some([a, b]) = net else { continue };
+        if a == 0 || a == 127 || a >= 224 {
+            bail!("{flag} {a}.{b} cannot be used: the first number must be 1 to 223 and not 127");
+        }
+    }
+    if spec.control_net == Some(spec.net) {
+        let [a, b] = spec.net;
+        bail!("--control-net {a}.{b} is the experiment network (--net); choose another");
+    }
+    if let Some(name) = &spec.user {
+        user::validate_name(name)?;
     }
     Ok(())
 }
@@ -201,12 +242,13 @@ fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The hosts of a lab, from its name, size and network.
-fn lab_hosts(name: &str, hosts: usize, net: [u8; 2]) -> Vec<LabHost> {
+/// The hosts of a lab, from its name, size and networks.
+fn lab_hosts(name: &str, hosts: usize, net: [u8; 2], control: Option<[u8; 2]>) -> Vec<LabHost> {
     (1..=hosts)
         .map(|i| LabHost {
             name: format!("host{i}"),
-            address: net::host_address(net, i),
+            address: net::host_address(control.unwrap_or(net), i),
+            experiment: net::host_address(net, i),
             netns: net::netns_name(name, i),
         })
         .collect()
@@ -296,8 +338,8 @@ fn create_state_dir(dir: &Path, name: &str) -> Result<()> {
 }
 
 /// Creates the lab's resources in order, recording each in `state` first.
-fn build(state: &mut State, dir: &Path) -> Result<LabInfo> {
-    let hosts = lab_hosts(&state.name, state.hosts, state.net);
+fn build(state: &mut State, dir: &Path, user: Option<&str>) -> Result<LabInfo> {
+    let hosts = lab_hosts(&state.name, state.hosts, state.net, state.control_net);
     let host_dirs: Vec<HostDir> = (1..=hosts.len())
         .map(|i| HostDir(dir.join("hosts").join(format!("h{i}"))))
         .collect();
@@ -308,6 +350,9 @@ fn build(state: &mut State, dir: &Path) -> Result<LabInfo> {
         host_dir
             .create()
             .with_context(|| format!("{}: preparing {}", host.name, host_dir.0.display()))?;
+    }
+    if let Some(name) = user {
+        create_user(state, dir, name, &host_dirs)?;
     }
     write_known_hosts(dir, &hosts, &host_dirs)?;
     create_network(state, dir, &hosts)?;
@@ -336,6 +381,47 @@ fn create_client_key(dir: &Path) -> Result<()> {
     state::write_atomic(&dir.join("authorized_keys"), &public, 0o600)
 }
 
+/// The lab user: the account (unless it exists), the mount point of its home (unless it
+/// exists), its sudoers drop-in, and its private home on every host, owned by it.
+fn create_user(state: &mut State, dir: &Path, name: &str, host_dirs: &[HostDir]) -> Result<()> {
+    let existing = user::lookup(name)?;
+    let home = existing
+        .as_ref()
+        .map(|a| a.home.clone())
+        .unwrap_or_else(|| user::default_home(name));
+    state.record(dir, |s| {
+        s.user = Some(LabUser {
+            name: name.to_string(),
+            created: existing.is_none(),
+            home: home.clone(),
+            home_created: false,
+            sudoers: None,
+        })
+    })?;
+    if existing.is_none() {
+        user::create_account(name, &home).with_context(|| format!("creating user {name}"))?;
+    }
+    if !home.exists() {
+        state.record(dir, |s| {
+            s.user.as_mut().expect("recorded above").home_created = true
+        })?;
+        user::create_home(&home)?;
+    }
+    let sudoers = user::sudoers_path(&state.name);
+    state.record(dir, |s| {
+        s.user.as_mut().expect("recorded above").sudoers = Some(sudoers.clone())
+    })?;
+    user::write_sudoers(&sudoers, name)?;
+    let account = user::lookup(name)?
+        .with_context(|| format!("user {name} is missing right after `useradd`"))?;
+    let public = fs::read_to_string(dir.join("authorized_keys"))
+        .with_context(|| format!("cannot read {}/authorized_keys", dir.display()))?;
+    for host_dir in host_dirs {
+        user::populate_home(&host_dir.user_home(), &account, &public)?;
+    }
+    Ok(())
+}
+
 /// `A.B.i.2 <host key>` for every host, so SSH can check host keys strictly.
 fn write_known_hosts(dir: &Path, hosts: &[LabHost], host_dirs: &[HostDir]) -> Result<()> {
     let mut text = String::new();
@@ -345,20 +431,52 @@ fn write_known_hosts(dir: &Path, hosts: &[LabHost], host_dirs: &[HostDir]) -> Re
     state::write_atomic(&dir.join("known_hosts"), &text, 0o644)
 }
 
-/// The bridge, then per host its namespace and veth pair.
+/// The bridge (and the control bridge), then per host its namespace and veth pair(s). Without a
+/// control network the host has one interface, `eth0`, for everything; with one, `eth0` is on
+/// the control network (SSH, default route) and `eth1` on the experiment network, which the
+/// machine has no address on, as CloudLab's controller has none on the experiment LAN.
 fn create_network(state: &mut State, dir: &Path, hosts: &[LabHost]) -> Result<()> {
+    let control = state.control_net;
     let bridge = net::bridge_name(&state.name);
     state.record(dir, |s| s.bridge = Some(bridge.clone()))?;
-    net::create_bridge(&bridge, state.net)
+    let own_net = control.is_none().then_some(state.net);
+    net::create_bridge(&bridge, own_net)
         .with_context(|| format!("creating the bridge {bridge}"))?;
+    let control_bridge = net::control_bridge_name(&state.name);
+    if control.is_some() {
+        state.record(dir, |s| s.control_bridge = Some(control_bridge.clone()))?;
+        net::create_bridge(&control_bridge, control)
+            .with_context(|| format!("creating the control bridge {control_bridge}"))?;
+    }
+    let experiment_iface = if control.is_some() { "eth1" } else { "eth0" };
     for (i, host) in hosts.iter().enumerate() {
         state.record(dir, |s| s.netns.push(host.netns.clone()))?;
         net::create_netns(&host.netns)
             .with_context(|| format!("{}: creating network namespace {}", host.name, host.netns))?;
+        if let Some(c) = control {
+            let veth = net::control_veth_name(&state.name, i + 1);
+            state.record(dir, |s| s.veths.push(veth.clone()))?;
+            let end = net::HostEnd {
+                name: "eth0",
+                addr: host.address,
+                gateway: Some(net::gateway(c)),
+            };
+            net::create_veth(&veth, &host.netns, &control_bridge, &end)
+                .with_context(|| format!("{}: creating the veth pair {veth}/eth0", host.name))?;
+        }
         let veth = net::veth_name(&state.name, i + 1);
         state.record(dir, |s| s.veths.push(veth.clone()))?;
-        net::create_veth(&veth, &host.netns, &bridge, host.address, state.net)
-            .with_context(|| format!("{}: creating the veth pair {veth}/eth0", host.name))?;
+        let end = net::HostEnd {
+            name: experiment_iface,
+            addr: host.experiment,
+            gateway: own_net.map(net::gateway),
+        };
+        net::create_veth(&veth, &host.netns, &bridge, &end).with_context(|| {
+            format!(
+                "{}: creating the veth pair {veth}/{experiment_iface}",
+                host.name
+            )
+        })?;
     }
     Ok(())
 }
@@ -396,7 +514,14 @@ fn start_host(
     host_dir: &HostDir,
     authorized_keys: &Path,
 ) -> Result<process::ProcId> {
-    let launcher = sshd::launch(&host.netns, host.address, host_dir, authorized_keys)?;
+    let user_home = state.user.as_ref().map(|u| u.home.as_path());
+    let launcher = sshd::launch(
+        &host.netns,
+        host.address,
+        host_dir,
+        authorized_keys,
+        user_home,
+    )?;
     let record = |kind, proc| HostProcess {
         host: host.name.clone(),
         kind,
@@ -412,7 +537,13 @@ fn start_host(
 
 /// Writes `<state>/inventory.yaml` and, if asked for, the `-i` file (recorded first).
 fn write_inventories(state: &mut State, dir: &Path, hosts: &[LabHost]) -> Result<()> {
-    let text = inventory::render(dir, hosts);
+    let user = state.user.as_ref().map(|u| u.name.as_str());
+    let iface = if state.control_net.is_some() {
+        "eth1"
+    } else {
+        "eth0"
+    };
+    let text = inventory::render(dir, hosts, user, iface);
     let own = dir.join("inventory.yaml");
     state::write_atomic(&own, &text, 0o644)?;
     let out = state.inventory.clone();

@@ -1,5 +1,7 @@
 //! The lab network: one bridge in the root namespace, one network namespace per host, joined by a
-//! veth pair whose inner end is the host's `eth0`.
+//! veth pair whose inner end is the host's `eth0`. With `--control-net` there are two bridges,
+//! as on CloudLab: the control network (SSH, `eth0`) and the experiment network (`eth1`), which
+//! the machine itself has no address on.
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -12,6 +14,16 @@ use super::cmd::ip;
 /// The bridge of lab `lab`.
 pub(super) fn bridge_name(lab: &str) -> String {
     format!("olbr-{lab}")
+}
+
+/// The control network's bridge of lab `lab` (with `--control-net`).
+pub(super) fn control_bridge_name(lab: &str) -> String {
+    format!("olbc-{lab}")
+}
+
+/// The root-namespace end of host `i`'s control veth (with `--control-net`).
+pub(super) fn control_veth_name(lab: &str, i: usize) -> String {
+    format!("oc-{lab}-{i}")
 }
 
 /// The network namespace of host `i` (1-based).
@@ -54,21 +66,27 @@ pub(super) fn existing_links() -> Result<BTreeSet<String>> {
 
 /// Fails if any name lab `lab` would create already exists, or if the root namespace already
 /// routes part of A.B.0.0/16: those belong to someone else and are left alone.
-pub(super) fn check_free(lab: &str, hosts: usize, net: [u8; 2]) -> Result<()> {
+pub(super) fn check_free(
+    lab: &str,
+    hosts: usize,
+    net: [u8; 2],
+    control: Option<[u8; 2]>,
+) -> Result<()> {
     let links = existing_links()?;
     let namespaces = existing_netns()?;
     let mut taken: Vec<String> = Vec::new();
-    let bridge = bridge_name(lab);
-    if links.contains(&bridge) {
-        taken.push(format!("link {bridge} (`ip link del {bridge}`)"));
+    let mut names = vec![bridge_name(lab)];
+    if control.is_some() {
+        names.push(control_bridge_name(lab));
+        names.extend((1..=hosts).map(|i| control_veth_name(lab, i)));
     }
-    for i in 1..=hosts {
-        let (ns, veth) = (netns_name(lab, i), veth_name(lab, i));
+    names.extend((1..=hosts).map(|i| veth_name(lab, i)));
+    for link in names.iter().filter(|l| links.contains(*l)) {
+        taken.push(format!("link {link} (`ip link del {link}`)"));
+    }
+    for ns in (1..=hosts).map(|i| netns_name(lab, i)) {
         if namespaces.contains(&ns) {
             taken.push(format!("network namespace {ns} (`ip netns del {ns}`)"));
-        }
-        if links.contains(&veth) {
-            taken.push(format!("link {veth} (`ip link del {veth}`)"));
         }
     }
     if !taken.is_empty() {
@@ -78,23 +96,29 @@ pub(super) fn check_free(lab: &str, hosts: usize, net: [u8; 2]) -> Result<()> {
             taken.join(", ")
         );
     }
-    let prefix = format!("{}.{}.0.0/16", net[0], net[1]);
-    let routes = ip(&["-o", "-4", "route", "show", "root", &prefix])?;
-    if !routes.trim().is_empty() {
-        bail!(
-            "the network {prefix} is already in use here (`ip route show root {prefix}`: {}); \
-             choose another --net",
-            routes.trim()
-        );
+    for (flag, net) in [("--net", Some(net)), ("--control-net", control)] {
+        let Some(net) = net else { continue };
+        let prefix = format!("{}.{}.0.0/16", net[0], net[1]);
+        let routes = ip(&["-o", "-4", "route", "show", "root", &prefix])?;
+        if !routes.trim().is_empty() {
+            bail!(
+                "the network {prefix} is already in use here (`ip route show root {prefix}`: {}); \
+                 choose another {flag}",
+                routes.trim()
+            );
+        }
     }
     Ok(())
 }
 
-/// Creates the bridge with the gateway address and brings it up.
-pub(super) fn create_bridge(bridge: &str, net: [u8; 2]) -> Result<()> {
-    let cidr = format!("{}/16", gateway(net));
+/// Creates the bridge, with the gateway address of `net` if given (the experiment bridge of a
+/// lab with a control network has none), and brings it up.
+pub(super) fn create_bridge(bridge: &str, net: Option<[u8; 2]>) -> Result<()> {
     ip(&["link", "add", bridge, "type", "bridge"])?;
-    ip(&["addr", "add", &cidr, "dev", bridge])?;
+    if let Some(net) = net {
+        let cidr = format!("{}/16", gateway(net));
+        ip(&["addr", "add", &cidr, "dev", bridge])?;
+    }
     ip(&["link", "set", bridge, "up"])?;
     Ok(())
 }
@@ -106,24 +130,28 @@ pub(super) fn create_netns(ns: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates the veth pair `veth` (root namespace, on `bridge`) / `eth0` (in `ns`, with `addr`)
-/// and routes everything else from `ns` through the bridge.
-pub(super) fn create_veth(
-    veth: &str,
-    ns: &str,
-    bridge: &str,
-    addr: Ipv4Addr,
-    net: [u8; 2],
-) -> Result<()> {
-    let cidr = format!("{addr}/16");
-    let gw = gateway(net).to_string();
+/// One end of a veth pair inside a host.
+pub(super) struct HostEnd<'a> {
+    /// The interface name in the host (`eth0`, `eth1`).
+    pub name: &'a str,
+    /// Its address (in a /16).
+    pub addr: Ipv4Addr,
+    /// The default route of the host, if it goes through this interface.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// Creates the veth pair `veth` (root namespace, on `bridge`) / `end` (in `ns`).
+pub(super) fn create_veth(veth: &str, ns: &str, bridge: &str, end: &HostEnd) -> Result<()> {
+    let cidr = format!("{}/16", end.addr);
     ip(&[
-        "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns,
+        "link", "add", veth, "type", "veth", "peer", "name", end.name, "netns", ns,
     ])?;
     ip(&["link", "set", veth, "master", bridge, "up"])?;
-    ip(&["-n", ns, "addr", "add", &cidr, "dev", "eth0"])?;
-    ip(&["-n", ns, "link", "set", "eth0", "up"])?;
-    ip(&["-n", ns, "route", "add", "default", "via", &gw])?;
+    ip(&["-n", ns, "addr", "add", &cidr, "dev", end.name])?;
+    ip(&["-n", ns, "link", "set", end.name, "up"])?;
+    if let Some(gw) = end.gateway {
+        ip(&["-n", ns, "route", "add", "default", "via", &gw.to_string()])?;
+    }
     Ok(())
 }
 
@@ -149,6 +177,8 @@ mod tests {
         assert_eq!(veth_name("abcdef", 64), "ol-abcdef-64");
         assert!(veth_name("abcdef", 64).len() <= 15);
         assert!(bridge_name("abcdef").len() <= 15);
+        assert!(control_bridge_name("abcdef").len() <= 15);
+        assert_eq!(control_veth_name("abcdef", 64), "oc-abcdef-64");
         assert_eq!(netns_name("orch", 3), "orch-orch-h3");
         assert_eq!(host_address([10, 0], 7), Ipv4Addr::new(10, 0, 7, 2));
     }

@@ -22,9 +22,10 @@ const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `unshare` gets to fork the namespace's init.
 const INIT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Runs in the new mount and pid namespaces: bind the host's home and tmp, then become sshd.
+/// Runs in the new mount and pid namespaces: bind the host's directories (`SOURCE TARGET` pairs
+/// up to `--`: home, tmp and the lab user's home), then become sshd.
 const HOST_INIT: &str =
-    r#"mount --bind "$1" /root && mount --bind "$2" /tmp && shift 2 && exec "$@""#;
+    r#"while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; shift; exec "$@""#;
 /// Starts the rest of the arguments in a new session, detached from us, and prints its pid.
 const DETACH: &str = r#"log=$1; shift; setsid "$@" </dev/null >>"$log" 2>&1 & echo $!"#;
 
@@ -37,6 +38,10 @@ impl HostDir {
     }
     pub(super) fn tmp(&self) -> PathBuf {
         self.0.join("tmp")
+    }
+    /// The lab user's private home on this host (`--user`).
+    pub(super) fn user_home(&self) -> PathBuf {
+        self.0.join("user-home")
     }
     pub(super) fn host_key(&self) -> PathBuf {
         self.0.join("ssh_host_ed25519_key")
@@ -98,13 +103,15 @@ pub(super) fn generate_key(path: &Path) -> Result<()> {
     .map(drop)
 }
 
-/// Starts the sshd of the host in `ns` listening on `addr`, detached from this process. Returns
-/// the `unshare` process that holds the host's pid namespace.
+/// Starts the sshd of the host in `ns` listening on `addr`, detached from this process, with
+/// the host's own `/root`, `/tmp` and, given `user_home` (the lab user's home directory), the
+/// user's home. Returns the `unshare` process that holds the host's pid namespace.
 pub(super) fn launch(
     ns: &str,
     addr: Ipv4Addr,
     dir: &HostDir,
     authorized_keys: &Path,
+    user_home: Option<&Path>,
 ) -> Result<ProcId> {
     let mut cmd = Command::new("sh");
     cmd.args(["-c", DETACH, "sh"])
@@ -114,9 +121,14 @@ pub(super) fn launch(
         .args(["--mount-proc", "--propagation", "private"])
         .args(["sh", "-c", HOST_INIT, "sh"])
         .arg(dir.home())
+        .arg("/root")
         .arg(dir.tmp())
-        .args([SSHD, "-D", "-e", "-f", "/dev/null"]);
-    for option in sshd_options(addr, dir, authorized_keys) {
+        .arg("/tmp");
+    if let Some(home) = user_home {
+        cmd.arg(dir.user_home()).arg(home);
+    }
+    cmd.args(["--", SSHD, "-D", "-e", "-f", "/dev/null"]);
+    for option in sshd_options(addr, dir, authorized_keys, user_home.is_some()) {
         cmd.arg("-o").arg(option);
     }
     let out = run(&mut cmd)?;
@@ -127,13 +139,25 @@ pub(super) fn launch(
     ProcId::of(pid).ok_or_else(|| anyhow!("sshd exited at once; {}", dir.log_report()))
 }
 
-/// The whole sshd configuration: nothing comes from /etc/ssh.
-fn sshd_options(addr: Ipv4Addr, dir: &HostDir, authorized_keys: &Path) -> Vec<String> {
+/// The whole sshd configuration: nothing comes from /etc/ssh. Root's key is in the state
+/// directory; a normal user's sshd cannot read that (it reads keys as the user), so a user's key
+/// is in the user's own `~/.ssh/authorized_keys`, as on CloudLab.
+fn sshd_options(
+    addr: Ipv4Addr,
+    dir: &HostDir,
+    authorized_keys: &Path,
+    user_keys: bool,
+) -> Vec<String> {
+    let keys = if user_keys {
+        format!("{} .ssh/authorized_keys", authorized_keys.display())
+    } else {
+        authorized_keys.display().to_string()
+    };
     vec![
         format!("ListenAddress={addr}:22"),
         format!("HostKey={}", dir.host_key().display()),
         format!("PidFile={}", dir.pid_file().display()),
-        format!("AuthorizedKeysFile={}", authorized_keys.display()),
+        format!("AuthorizedKeysFile={keys}"),
         "PermitRootLogin=prohibit-password".into(),
         "PasswordAuthentication=no".into(),
         "KbdInteractiveAuthentication=no".into(),

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::process::ProcId;
+use super::user::LabUser;
 
 const STATE_FILE: &str = "state.yaml";
 
@@ -29,6 +30,16 @@ pub(super) struct State {
     pub processes: Vec<HostProcess>,
     /// Files written outside the state directory.
     pub external_files: Vec<PathBuf>,
+    /// `--control-net`: the control network's first two octets (SSH), `net` is then the
+    /// experiment network only.
+    #[serde(default)]
+    pub control_net: Option<[u8; 2]>,
+    /// The control network's bridge (its veths are in `veths`).
+    #[serde(default)]
+    pub control_bridge: Option<String>,
+    /// `--user`: the account the inventory logs in with.
+    #[serde(default)]
+    pub user: Option<LabUser>,
 }
 
 /// A process started for one host.
@@ -119,6 +130,9 @@ mod tests {
             veths: vec![],
             processes: vec![],
             external_files: vec![],
+            control_net: None,
+            control_bridge: None,
+            user: None,
         };
         state.save(dir.path()).unwrap();
         state

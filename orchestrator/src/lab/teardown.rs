@@ -13,6 +13,7 @@ use super::inventory;
 use super::net::{existing_links, existing_netns, netns_pids};
 use super::process::{terminate, ProcId};
 use super::state::State;
+use super::user;
 
 /// Removes everything `state` lists, then the state directory `dir`. Returns one message per
 /// resource that could not be removed (the state directory is then kept).
@@ -23,6 +24,13 @@ pub(super) fn teardown(state: &mut State, dir: &Path) -> Vec<String> {
     remove_links(&mut state.veths, &mut failures);
     remove_namespaces(&mut state.netns, &mut failures);
     remove_bridge(&mut state.bridge, &mut failures);
+    remove_bridge(&mut state.control_bridge, &mut failures);
+    if let Some(u) = &mut state.user {
+        user::remove(u, &mut failures);
+        if u.sudoers.is_none() && !u.created && !u.home_created {
+            state.user = None;
+        }
+    }
     remove_external_files(&mut state.external_files, &mut failures);
     if failures.is_empty() {
         match fs::remove_dir_all(dir) {

@@ -75,7 +75,8 @@ const STOP_FN: &str = r#"stop() {
 /// detached from the SSH session (own session, output to its log), waits up to 5 s for it to
 /// report ready and prints `PID STARTTIME` (field 22 of `/proc/PID/stat`, so a later stop
 /// never hits a recycled pid), also kept in the pid file. Fails with the log's tail if the
-/// emulator exits first.
+/// emulator exits first. Under sudo, the log and pid file are given to the invoking user, so the
+/// user's orch directory holds only the user's files.
 pub fn start_script(binary: &str, paths: &Paths) -> String {
     format!(
         r#"set -e
@@ -95,7 +96,8 @@ while ! grep -q '"event":"ready"' "$log"; do
   fi
   sleep 0.1; i=$((i+1))
 done
-echo "$pid $(cut -d' ' -f22 /proc/$pid/stat)" | tee "$pidfile""#,
+echo "$pid $(cut -d' ' -f22 /proc/$pid/stat)" | tee "$pidfile"
+if [ -n "${{SUDO_UID:-}}" ]; then chown "$SUDO_UID:${{SUDO_GID:-$SUDO_UID}}" "$log" "$pidfile"; fi"#,
         bin = quote::path(binary),
         rules = quote::path(&paths.rules),
         log = quote::path(&paths.log),

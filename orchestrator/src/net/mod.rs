@@ -4,6 +4,7 @@
 //! always removed again. See docs/delay.md.
 
 mod emulator;
+pub mod measure;
 mod netem;
 mod spec;
 

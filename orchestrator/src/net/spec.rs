@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
+use super::measure::Tolerance;
 use crate::inventory::{Host, Problem};
 
 /// Largest delay or jitter accepted, ms (a minute: anything longer is a typo).
@@ -33,6 +34,10 @@ pub struct DelaySpec {
     pub interfaces: Vec<InterfaceDelay>,
     #[serde(default)]
     pub pairs: Vec<PairDelay>,
+    /// How far a measured round trip may be from the declared one, percent (default 20) and
+    /// ms (default 2); a pair fails only when off by more than both (net/measure.rs).
+    pub tolerance_pct: Option<Spanned<f64>>,
+    pub tolerance_ms: Option<Spanned<f64>>,
 }
 
 /// A delay on everything `host` sends to the other hosts' experiment IPs (through `interface`
@@ -129,6 +134,8 @@ pub struct Egress {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Delays {
     pub hosts: Vec<(String, Vec<Egress>)>,
+    /// For the measurement after the delays are applied.
+    pub tolerance: Tolerance,
 }
 
 impl Delays {
@@ -268,11 +275,26 @@ impl DelaySpec {
             }
         }
 
+        let mut tolerance = Tolerance::default();
+        for (name, given, value) in [
+            ("tolerance_pct", &self.tolerance_pct, &mut tolerance.pct),
+            ("tolerance_ms", &self.tolerance_ms, &mut tolerance.ms),
+        ] {
+            let Some(v) = given else { continue };
+            if v.value.is_finite() && v.value >= 0.0 {
+                *value = v.value;
+            } else {
+                let msg = format!("must be a number >= 0, not {}", v.value);
+                c.report(v.referenced, &format!("delays.{name}"), msg);
+            }
+        }
+
         if !c.problems.is_empty() {
             c.problems.sort_by_key(|p| (p.line, p.column));
             return Err(c.problems);
         }
         Ok(Delays {
+            tolerance,
             hosts: hosts
                 .iter()
                 .zip(rules)
@@ -463,6 +485,21 @@ mod tests {
                 "s.yaml:8:34: delays.pairs[2].delay_ms: must be between 0 and 60000 ms, not -1",
                 "s.yaml:8:48: delays.pairs[2].loss_pct: must be between 0 and 100, not 200",
                 "s.yaml:10:12: delays.pairs[4]: a second delay from n3 to n2 (the first is on line 9)",
+            ]
+        );
+    }
+
+    #[test]
+    fn tolerances_default_to_20_pct_and_2_ms_and_are_checked() {
+        assert_eq!(validate("{}").unwrap().tolerance, Tolerance::default());
+        let d = validate("tolerance_pct: 10\ntolerance_ms: 0.5\n").unwrap();
+        assert_eq!(d.tolerance, Tolerance { pct: 10.0, ms: 0.5 });
+        let errors = validate("tolerance_pct: -1\ntolerance_ms: .nan\n").unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "s.yaml:1:16: delays.tolerance_pct: must be a number >= 0, not -1",
+                "s.yaml:2:15: delays.tolerance_ms: must be a number >= 0, not NaN",
             ]
         );
     }

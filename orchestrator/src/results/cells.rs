@@ -277,6 +277,7 @@ mod tests {
             outputs: vec![],
             election: None,
             failure: None,
+            delays: None,
         }
     }
 

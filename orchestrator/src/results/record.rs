@@ -87,5 +87,19 @@ pub fn load(dir: &Path) -> anyhow::Result<Option<RunResult>> {
             .collect(),
         election,
         failure: r.failure,
+        delays: read_json(&dir.join("delays.json"))?,
     }))
+}
+
+/// The JSON file at `path`, or `None` if there is none.
+fn read_json(path: &Path) -> anyhow::Result<Option<serde_json::Value>> {
+    match std::fs::read(path) {
+        Ok(b) => {
+            Ok(Some(serde_json::from_slice(&b).with_context(|| {
+                format!("{}: not JSON", path.display())
+            })?))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
 }

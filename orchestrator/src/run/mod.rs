@@ -353,6 +353,7 @@ async fn one_run(
 ) -> anyhow::Result<RunResult> {
     let local = dir.path.join(label);
     std::fs::create_dir_all(&local)?;
+    let mut measured = None;
     futures::future::try_join_all(conns.values().map(|(conn, rh)| async move {
         let mkdir = Cmd::new(&["mkdir", "-p", "--", &rh.dir(label)]);
         hosts::must(conn, &mkdir, "create the run directory").await
@@ -369,6 +370,25 @@ async fn one_run(
         eprintln!("   delays:\n{}", indent(&applied.report()));
         std::fs::write(local.join("delays.txt"), applied.report())?;
         *delays = Some(applied);
+        // Measured delays: declared vs measured round trip per pair, before any workload.
+        let with_conns: Vec<(&Host, &Conn)> =
+            hosts.iter().map(|h| (*h, &conns[&h.name].0)).collect();
+        let m = net::measure::measure(&with_conns, d).await?;
+        let report = format!(
+            "{}\n{}",
+            delays.as_ref().expect("set above").report(),
+            m.report()
+        );
+        std::fs::write(local.join("delays.txt"), &report)?;
+        std::fs::write(local.join("delays.json"), serde_json::to_vec_pretty(&m)?)?;
+        eprintln!("{}", indent(&m.report()));
+        if let Some(off) = m.failures() {
+            bail!(
+                "the measured round trips do not match the declared delays (see {}):\n  {off}",
+                local.join("delays.txt").display()
+            );
+        }
+        measured = Some(serde_json::to_value(&m)?);
     }
     if let Some(t) = &spec.traffic {
         start_traffic(inventory, t, label, conns).await?;
@@ -417,6 +437,7 @@ async fn one_run(
         outputs,
         election,
         failure: None,
+        delays: measured,
     })
 }
 

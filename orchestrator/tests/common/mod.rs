@@ -18,6 +18,11 @@ pub struct Lab {
 
 impl Lab {
     pub fn up(name: &str, net: &str, hosts: usize) -> Lab {
+        Lab::up_with(name, net, hosts, &[])
+    }
+
+    /// `orch lab up` with more flags (`--user NAME`, `--control-net C.D`).
+    pub fn up_with(name: &str, net: &str, hosts: usize, flags: &[&str]) -> Lab {
         let dir = tempfile::tempdir_in("/var/tmp").unwrap();
         let inventory = dir.path().join("lab.yaml");
         let lab = Lab {
@@ -26,18 +31,21 @@ impl Lab {
             inventory,
             net: net.to_string(),
         };
-        let out = lab.orch(&[
+        let hosts = hosts.to_string();
+        let mut args = vec![
             "lab",
             "up",
             "--hosts",
-            &hosts.to_string(),
+            &hosts,
             "--name",
             name,
             "--net",
             net,
             "-i",
             lab.inventory.to_str().unwrap(),
-        ]);
+        ];
+        args.extend_from_slice(flags);
+        let out = lab.orch(&args);
         assert!(out.status.success(), "lab up failed: {}", text(&out.stderr));
         lab
     }
