@@ -101,9 +101,10 @@ if ! $record; then
     orch_kernel=$(test_binary -p orch --test kernel)
     node_rtt=$(test_binary -p orch-node --test rtt)
     # The lab tests inside the VM run one at a time: TCG makes everything ~10x slower, and
-    # parallel SSH handshakes only slow each other down.
-    tests=("orch-kernel=$orch_kernel --include-ignored --test-threads 1"
-        "node-rtt=$node_rtt --test-threads 1")
+    # parallel SSH handshakes only slow each other down. --nocapture: the logs keep what the
+    # tests measured (RTTs, sources) even when they pass.
+    tests=("orch-kernel=$orch_kernel --include-ignored --test-threads 1 --nocapture"
+        "node-rtt=$node_rtt --test-threads 1 --nocapture")
 fi
 
 failed=0
