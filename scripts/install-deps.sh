@@ -15,8 +15,12 @@ export DEBIAN_FRONTEND=noninteractive
 # installs (scripts/make-zk-tarball.sh). qemu-user-static: the aarch64 orch-node test.
 # nftables + iputils-ping: the delay emulator's tests. sudo: hosts with `sudo: true`.
 # fonts-dejavu-core: the font of the result plots' PNGs.
+# The real-kernel tier (scripts/kernel-test.sh, docs/kernel-tier.md): qemu-system-x86 runs the
+# VM, busybox-static goes into virtme-ng's initramfs (it replaces the dynamic busybox), and the
+# kernels it boots are Debian's 6.1 (linux-image-amd64) and 6.12 (linux-image-6.12-amd64).
 packages="openssh-server openssh-client iproute2 procps coreutils sudo zookeeper unzip \
-qemu-user-static nftables iputils-ping llvm-22-dev fonts-dejavu-core"
+qemu-user-static nftables iputils-ping llvm-22-dev fonts-dejavu-core \
+qemu-system-x86 busybox-static linux-image-amd64 linux-image-6.12-amd64"
 missing=""
 for p in $packages; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -29,6 +33,8 @@ fi
 
 # kazoo: the independent ZooKeeper client the YCSB tests check the data layout with.
 python3 -c 'import kazoo' 2>/dev/null || python3 -m pip install -q kazoo
+# virtme-ng (`vng`): boots an installed kernel in QEMU with this machine's filesystem as root.
+command -v vng >/dev/null || python3 -m pip install -q virtme-ng==1.42
 
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
 rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl >/dev/null

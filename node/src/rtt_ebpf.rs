@@ -48,9 +48,11 @@ pub struct Probe {
 impl Probe {
     /// Reads the struct offsets from the kernel's BTF, loads the programs with them and
     /// attaches them. Fails when the kernel has no BTF or no `tcp_probe`, or without privilege.
-    /// Without `sk_data_ready` (before Linux 6.3) it says so on stderr and carries on: entries
-    /// are then up to one RTT sample older than what `ss -ti` shows.
-    pub fn attach() -> Result<Self> {
+    /// Without `sk_data_ready` (before Linux 6.3) entries are updated only when a segment
+    /// arrives, before it is processed, so they lag what `ss -ti` shows (on 6.1, by far more
+    /// than one sample: docs/kernel-tier.md). Then it fails if `exact`, and otherwise says so
+    /// on stderr and carries on.
+    pub fn attach(exact: bool) -> Result<Self> {
         let raw = std::fs::read(KERNEL_BTF).with_context(|| {
             format!("cannot read {KERNEL_BTF}: the eBPF RTT source needs a kernel with BTF (CONFIG_DEBUG_INFO_BTF)")
         })?;
@@ -64,8 +66,13 @@ impl Probe {
         let kernel = aya::Btf::from_sys_fs().context("cannot read the kernel's BTF")?;
         attach_tracepoint(&mut ebpf, ARRIVAL_PROGRAM, &kernel)?;
         if let Err(e) = attach_tracepoint(&mut ebpf, DATA_READY_PROGRAM, &kernel) {
+            if exact {
+                return Err(e.context(
+                    "no sock:sk_data_ready tracepoint (Linux 6.3+): eBPF values would lag `ss -ti`",
+                ));
+            }
             eprintln!(
-                "rtt: eBPF without sock:sk_data_ready ({e:#}): values may lag `ss -ti` by one RTT sample"
+                "rtt: eBPF without sock:sk_data_ready ({e:#}): values lag `ss -ti` (they are read before each segment is processed)"
             );
         }
         Ok(Self { ebpf })
@@ -154,11 +161,11 @@ pub struct EbpfRtt {
 }
 
 impl EbpfRtt {
-    /// Attaches the program (see [`Probe::attach`]) and follows paths whose local address is
-    /// `src`.
-    pub fn new(src: IpAddr) -> Result<Self> {
+    /// Attaches the program (see [`Probe::attach`], `exact` as there) and follows paths whose
+    /// local address is `src`.
+    pub fn new(src: IpAddr, exact: bool) -> Result<Self> {
         Ok(Self {
-            probe: Probe::attach()?,
+            probe: Probe::attach(exact)?,
             src: src.to_canonical(),
             seen: HashMap::new(),
             paths: HashMap::new(),

@@ -104,6 +104,8 @@ fn connect_from(src: IpAddr, dst: SocketAddr) -> TcpStream {
 /// A running `orch-node rtt --json`, killed (by handle) when dropped.
 struct Monitor {
     child: Child,
+    /// When the monitor was spawned: its `elapsed_ms` counts from about then.
+    spawned: Instant,
     lines: Receiver<(Instant, Value)>,
     stderr: Arc<Mutex<String>>,
 }
@@ -111,6 +113,7 @@ struct Monitor {
 impl Monitor {
     /// Starts the monitor and waits until it says which source it uses.
     fn start(source: &str, conn: &Conn) -> Self {
+        let spawned = Instant::now();
         let mut child = Command::new(env!("CARGO_BIN_EXE_orch-node"))
             .args(["rtt", "--json", "--interval", "50", "--source", source])
             .args([
@@ -147,24 +150,30 @@ impl Monitor {
                 }
             }
         });
+        // Loading the program (and parsing the kernel's BTF) takes seconds in a debug build,
+        // and ten times that in the emulated VMs of scripts/kernel-test.sh.
         ready
-            .recv_timeout(Duration::from_secs(20))
+            .recv_timeout(Duration::from_secs(90))
             .unwrap_or_else(|_| panic!("orch-node rtt did not start: {}", stderr.lock().unwrap()));
         Self {
             child,
+            spawned,
             lines,
             stderr,
         }
     }
 
-    /// The first refresh read at least `quiet` after `since`: (source, srtt µs, rttvar µs).
+    /// The first refresh the monitor made at least `quiet` after `since`, by its own clock
+    /// (`elapsed_ms`): on a busy machine its lines can arrive late, so the time a line is read
+    /// says little about when its values were taken. (source, srtt µs, rttvar µs).
     fn reading_after(&self, since: Instant, quiet: Duration) -> (String, f64, f64) {
+        let wanted = (since + quiet).duration_since(self.spawned).as_millis();
         loop {
-            let (at, v) = self
+            let (_, v) = self
                 .lines
                 .recv_timeout(Duration::from_secs(10))
                 .unwrap_or_else(|_| panic!("no output: {}", self.stderr.lock().unwrap()));
-            if at < since + quiet {
+            if v["elapsed_ms"].as_u64().unwrap_or(0) < wanted as u64 {
                 continue;
             }
             let path = &v["paths"][0];
@@ -219,25 +228,47 @@ fn one_shot(prefix: &[&str], source: &str, conn: &Conn) -> (String, String, f64)
 /// How long the connection stays idle before the monitor's reading counts.
 const QUIET: Duration = Duration::from_millis(200);
 
+/// `auto` uses eBPF where the kernel has `sock:sk_data_ready` (6.3+), and netlink, saying why,
+/// where it has not; either way the numbers are those of `ss -ti`.
 #[test]
-fn auto_uses_ebpf_here_and_agrees_with_ss() {
+fn auto_uses_ebpf_where_exact_and_agrees_with_ss() {
     let mut conn = Conn::open("127.0.0.21", "127.0.0.22");
     let monitor = Monitor::start("auto", &conn);
+    let exact = kernel_has_tracepoint("sk_data_ready");
     // Fast answers (tens of µs on loopback), then answers after 2 ms.
     for delay in [Duration::ZERO, Duration::from_millis(2)] {
         conn.exchange(60, delay);
         let (source, srtt, rttvar) = monitor.reading_after(Instant::now(), QUIET);
         let (ss_srtt, ss_rttvar) = conn.ss();
-        eprintln!("delay {delay:?}: ebpf {srtt}/{rttvar} µs, ss {ss_srtt}/{ss_rttvar} µs");
-        assert_eq!(source, "ebpf", "{}", monitor.stderr.lock().unwrap());
-        assert_close("ebpf srtt", srtt, ss_srtt);
-        assert_close("ebpf rttvar", rttvar, ss_rttvar);
+        eprintln!("delay {delay:?}: {source} {srtt}/{rttvar} µs, ss {ss_srtt}/{ss_rttvar} µs");
+        let stderr = monitor.stderr.lock().unwrap().clone();
+        assert_eq!(source == "ebpf", exact, "{stderr}");
+        assert_close("auto srtt", srtt, ss_srtt);
+        assert_close("auto rttvar", rttvar, ss_rttvar);
     }
     let stderr = monitor.stderr.lock().unwrap();
-    assert!(!stderr.contains("falling back"), "{stderr}");
-    assert!(!stderr.contains("without sock:sk_data_ready"), "{stderr}");
+    if exact {
+        assert!(!stderr.contains("falling back"), "{stderr}");
+    } else {
+        assert!(
+            stderr.contains("falling back to netlink") && stderr.contains("sock:sk_data_ready"),
+            "{stderr}"
+        );
+    }
 }
 
+/// Whether the running kernel defines tracepoint `name` (its symbol table lists the
+/// tracepoint's iterator; independent of tracefs being mounted).
+fn kernel_has_tracepoint(name: &str) -> bool {
+    let symbol = format!("__traceiter_{name}");
+    std::fs::read_to_string("/proc/kallsyms")
+        .unwrap()
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some(symbol.as_str()))
+}
+
+/// eBPF, netlink and `ss -ti` agree; before 6.3 a forced eBPF source warns that it lags
+/// instead (and only netlink is compared).
 #[test]
 fn netlink_source_gives_the_same_as_ebpf_and_ss() {
     let mut conn = Conn::open("127.0.0.23", "127.0.0.24");
@@ -248,9 +279,14 @@ fn netlink_source_gives_the_same_as_ebpf_and_ss() {
     let (ss, _) = conn.ss();
     eprintln!("ebpf {ebpf} µs, netlink {netlink} µs, ss {ss} µs");
     assert_ne!(source, "ebpf");
-    assert_close("ebpf", ebpf, ss);
     assert_close("netlink", netlink, ss);
-    assert_close("ebpf vs netlink", ebpf, netlink);
+    if kernel_has_tracepoint("sk_data_ready") {
+        assert_close("ebpf", ebpf, ss);
+        assert_close("ebpf vs netlink", ebpf, netlink);
+    } else {
+        let stderr = monitor.stderr.lock().unwrap();
+        assert!(stderr.contains("without sock:sk_data_ready"), "{stderr}");
+    }
 }
 
 #[test]

@@ -1,6 +1,6 @@
-//! `orch check`: what each host is (user, sudo, arch, kernel, distribution, Java, netem, BPF,
-//! free disk), learned in one round trip. Later commands use these facts to decide what to build
-//! and which delay method a host gets.
+//! `orch check`: what each host is (user, sudo, arch, kernel, distribution, Java, netem,
+//! kprobes, BPF, free disk), learned in one round trip. Later commands use these facts to
+//! decide what to build and which delay method a host gets.
 
 use std::collections::BTreeMap;
 
@@ -19,8 +19,13 @@ pub struct Facts {
     pub distro: String,
     /// First line of `java -version`, or `none`.
     pub java: String,
-    /// `yes` (built in), `module`, `no` or `unknown` (kernel config not readable).
+    /// `yes` (built in or loaded), `module` (loadable), `no` (not configured, or configured as
+    /// a module that is not installed) or `unknown` (kernel config not readable).
     pub netem: String,
+    /// `yes` (`CONFIG_KPROBES=y`, or the kernel's kprobe perf event source exists), `no` or
+    /// `unknown` (kernel config not readable and no kprobe event source). The prototype's BCC
+    /// RTT program needed them; orch's eBPF RTT source does not (docs/rtt.md).
+    pub kprobes: String,
     /// `yes` when the BPF syscall and BTF exist and we have root; otherwise why not.
     pub bpf: String,
     /// Free space where orch keeps its files, in KiB.
@@ -53,6 +58,7 @@ impl Facts {
             distro: get("distro")?,
             java: get("java")?,
             netem: get("netem")?,
+            kprobes: get("kprobes")?,
             bpf: get("bpf")?,
             disk_free_kib: get("disk_kib")?
                 .parse()
@@ -72,13 +78,22 @@ echo "arch=$(uname -m)"
 echo "kernel=$(uname -r)"
 echo "distro=$( . /etc/os-release 2>/dev/null; echo "${{PRETTY_NAME:-unknown}}")"
 if command -v java >/dev/null 2>&1; then echo "java=$(java -version 2>&1 | head -n 1)"; else echo java=none; fi
-cfg=$( (zcat /proc/config.gz 2>/dev/null || cat "/boot/config-$(uname -r)" 2>/dev/null) | grep -E '^CONFIG_(NET_SCH_NETEM|BPF_SYSCALL)=' )
+cfg=$( (zcat /proc/config.gz 2>/dev/null || cat "/boot/config-$(uname -r)" 2>/dev/null) | grep -E '^CONFIG_(NET_SCH_NETEM|BPF_SYSCALL|KPROBES)=' )
 case "$cfg" in
   *CONFIG_NET_SCH_NETEM=y*) echo netem=yes ;;
-  *CONFIG_NET_SCH_NETEM=m*) echo netem=module ;;
+  *CONFIG_NET_SCH_NETEM=m*)
+    if [ -d /sys/module/sch_netem ]; then echo netem=yes
+    elif ! command -v modinfo >/dev/null 2>&1 || modinfo -n sch_netem >/dev/null 2>&1; then echo netem=module
+    else echo netem=no; fi ;;
   *CONFIG_BPF_SYSCALL*) echo netem=no ;;
   *) if [ -d /sys/module/sch_netem ]; then echo netem=yes; else echo netem=unknown; fi ;;
 esac
+if [ -d /sys/bus/event_source/devices/kprobe ]; then echo kprobes=yes
+else case "$cfg" in
+  *CONFIG_KPROBES=y*) echo kprobes=yes ;;
+  *CONFIG_BPF_SYSCALL*) echo kprobes=no ;;
+  *) echo kprobes=unknown ;;
+esac; fi
 priv=no; if [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then priv=yes; fi
 if [ ! -e /sys/kernel/btf/vmlinux ]; then echo bpf=no-btf
 elif [ -n "$cfg" ] && ! echo "$cfg" | grep -q CONFIG_BPF_SYSCALL=y; then echo bpf=no-syscall
@@ -132,6 +147,7 @@ pub async fn check(hosts: &[&Host], parallel: usize) -> (Vec<(String, Facts)>, b
                     f.distro.clone(),
                     short_java(&f.java),
                     f.netem.clone(),
+                    f.kprobes.clone(),
                     f.bpf.clone(),
                     format!("{:.1}G", f.disk_free_kib as f64 / 1024.0 / 1024.0),
                 ]);
@@ -139,7 +155,7 @@ pub async fn check(hosts: &[&Host], parallel: usize) -> (Vec<(String, Facts)>, b
             }
             Err(e) => {
                 let mut row = vec![r.host.clone(), "NO".into()];
-                row.extend(std::iter::repeat_n("-".to_string(), 9));
+                row.extend(std::iter::repeat_n("-".to_string(), 10));
                 rows.push(row);
                 problems.push(e.to_string());
             }
@@ -158,6 +174,7 @@ pub async fn check(hosts: &[&Host], parallel: usize) -> (Vec<(String, Facts)>, b
                 "DISTRO",
                 "JAVA",
                 "NETEM",
+                "KPROBES",
                 "BPF",
                 "DISK FREE"
             ],
@@ -189,7 +206,7 @@ mod tests {
 
     #[test]
     fn parses_probe_output() {
-        let text = "user=root\nsudo=root\narch=x86_64\nkernel=6.18.0\ndistro=Debian GNU/Linux 12 (bookworm)\njava=openjdk version \"17.0.15\" 2025-04-15\nnetem=no\nbpf=yes\ndisk_kib=1048576\n";
+        let text = "user=root\nsudo=root\narch=x86_64\nkernel=6.18.0\ndistro=Debian GNU/Linux 12 (bookworm)\njava=openjdk version \"17.0.15\" 2025-04-15\nnetem=no\nkprobes=no\nbpf=yes\ndisk_kib=1048576\n";
         let f = Facts::parse(text).unwrap();
         assert_eq!(f.arch(), Some(Arch::X86_64));
         assert!(f.privileged());

@@ -8,7 +8,7 @@ pub mod measure;
 mod netem;
 mod spec;
 
-pub use spec::{DelaySpec, Delays, Distribution, Egress, InterfaceDelay, Link, PairDelay};
+pub use spec::{DelaySpec, Delays, Distribution, Egress, InterfaceDelay, Link, Method, PairDelay};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -36,12 +36,12 @@ pub struct AppliedDelays {
 struct Applied {
     host: Host,
     rules: Vec<Egress>,
-    method: Method,
+    made: Made,
 }
 
 /// How a host's delays were made.
 #[derive(Debug, Clone)]
-enum Method {
+enum Made {
     /// HTB + netem on these interfaces; each had a kernel default root qdisc of this kind
     /// (`None`: orch's own leftover from an interrupted run was found instead).
     Netem {
@@ -56,9 +56,8 @@ enum Method {
     },
 }
 
-/// Applies `delays` to the hosts that have any: netem where `facts` says the kernel has it
-/// (`yes` or `module`), the emulator elsewhere. Every host is verified by reading back what
-/// the kernel holds. If any host fails, the delays already in place on the others are removed
+/// Applies `delays` to the hosts that have any, with the method [`uses_netem`] picks per host.
+/// Every host is verified by reading back what the kernel holds. If any host fails, the delays already in place on the others are removed
 /// again before the error (naming every failed host) is returned.
 pub async fn apply(
     hosts: &[&Host],
@@ -80,7 +79,7 @@ pub async fn apply(
                 f.sudo
             );
         }
-        plan.push((host, rules, f.netem == "yes" || f.netem == "module"));
+        plan.push((host, rules, uses_netem(delays.method, name, f)?));
     }
     let targets: Vec<&Host> = plan.iter().map(|(h, _, _)| *h).collect();
     let progress = Progress::new("delays", targets.len());
@@ -90,7 +89,7 @@ pub async fn apply(
             .iter()
             .find(|(h, _, _)| h.name == conn.host())
             .expect("every target is planned");
-        let method = if *netem {
+        let made = if *netem {
             apply_netem(&conn, rules).await?
         } else {
             apply_emulator(&conn, host, rules).await?
@@ -98,7 +97,7 @@ pub async fn apply(
         Ok(Applied {
             host: (*host).clone(),
             rules: rules.to_vec(),
-            method,
+            made,
         })
     })
     .await;
@@ -123,6 +122,22 @@ pub async fn apply(
     bail!("applying delays failed:\n{}", failed.join("\n"))
 }
 
+/// Whether host `name` gets netem: `auto` uses it where `orch check` found it (`yes`, or
+/// `module`: tc loads it), `emulator` never, and `netem` always, refusing a host without it.
+pub fn uses_netem(method: Method, name: &str, facts: &Facts) -> Result<bool> {
+    let has = facts.netem == "yes" || facts.netem == "module";
+    match method {
+        Method::Auto => Ok(has),
+        Method::Emulator => Ok(false),
+        Method::Netem if has => Ok(true),
+        Method::Netem => bail!(
+            "{name}: `delays.method: netem`, but its kernel {} has no netem (`orch check` says netem: {}); use `method: auto` or `emulator`, or load sch_netem there",
+            facts.kernel,
+            facts.netem
+        ),
+    }
+}
+
 /// Removes every delay `applied` made and checks that it is gone: the emulator stopped and its
 /// table absent, or the interface's previous default root qdisc back. Tries every host even
 /// if some fail; the error names each one that did.
@@ -135,9 +150,9 @@ pub async fn remove(applied: AppliedDelays) -> Result<()> {
             .iter()
             .find(|a| a.host.name == conn.host())
             .expect("every host was applied");
-        match &a.method {
-            Method::Netem { interfaces } => remove_netem(&conn, interfaces).await,
-            Method::Emulator {
+        match &a.made {
+            Made::Netem { interfaces } => remove_netem(&conn, interfaces).await,
+            Made::Emulator {
                 binary,
                 paths_root,
                 pid,
@@ -163,12 +178,12 @@ impl AppliedDelays {
     pub fn report(&self) -> String {
         let mut out = String::from("delays (one-way, on each host's egress):\n");
         for a in &self.hosts {
-            let method = match &a.method {
-                Method::Netem { interfaces } => {
+            let method = match &a.made {
+                Made::Netem { interfaces } => {
                     let names: Vec<&str> = interfaces.iter().map(|(i, _)| i.as_str()).collect();
                     format!("tc netem on {}", names.join(", "))
                 }
-                Method::Emulator { pid, .. } => format!("orch-node delay emulator, pid {pid}"),
+                Made::Emulator { pid, .. } => format!("orch-node delay emulator, pid {pid}"),
             };
             let _ = writeln!(out, "  {}: {method}", a.host.name);
             for r in &a.rules {
@@ -201,7 +216,7 @@ async fn checked(conn: &Conn, cmd: &Cmd, what: &str) -> Result<String, RemoteErr
     Ok(out.stdout)
 }
 
-async fn apply_netem(conn: &Conn, rules: &[Egress]) -> Result<Method, RemoteError> {
+async fn apply_netem(conn: &Conn, rules: &[Egress]) -> Result<Made, RemoteError> {
     let by_iface = interfaces_of(conn, rules).await?;
     let mut done: Vec<(String, Option<String>)> = Vec::new();
     for (iface, rules) in &by_iface {
@@ -213,7 +228,7 @@ async fn apply_netem(conn: &Conn, rules: &[Egress]) -> Result<Method, RemoteErro
             }
         }
     }
-    Ok(Method::Netem { interfaces: done })
+    Ok(Made::Netem { interfaces: done })
 }
 
 /// Groups the rules by the interface their packets leave through: the one the spec names, or
@@ -282,9 +297,7 @@ async fn install_netem(
     let installed = checked(conn, &Cmd::script(&script).privileged(), "tc netem setup").await;
     let verified = match installed {
         Ok(_) => {
-            let q = checked(conn, &show("qdisc"), "tc -j qdisc show").await?;
-            let c = checked(conn, &show("class"), "tc -j class show").await?;
-            let f = checked(conn, &show("filter"), "tc -j filter show").await?;
+            let (q, c, f) = read_back(conn, iface).await?;
             netem::verify(rules, &q, &c, &f).map_err(|wrong| {
                 failure(
                     conn,
@@ -304,6 +317,19 @@ async fn install_netem(
     Ok(previous)
 }
 
+/// What tc holds on `iface`: `tc -j qdisc show`, `tc class show` (text: see `netem`) and
+/// `tc -j filter show`.
+async fn read_back(conn: &Conn, iface: &str) -> Result<(String, String, String), RemoteError> {
+    let qdiscs = Cmd::new(&["tc", "-j", "qdisc", "show", "dev", iface]);
+    let classes = Cmd::new(&["tc", "class", "show", "dev", iface]);
+    let filters = Cmd::new(&["tc", "-j", "filter", "show", "dev", iface]);
+    Ok((
+        checked(conn, &qdiscs, &format!("tc -j qdisc show dev {iface}")).await?,
+        checked(conn, &classes, &format!("tc class show dev {iface}")).await?,
+        checked(conn, &filters, &format!("tc -j filter show dev {iface}")).await?,
+    ))
+}
+
 async fn remove_netem(
     conn: &Conn,
     interfaces: &[(String, Option<String>)],
@@ -315,20 +341,34 @@ async fn remove_netem(
             wrong.push(e.to_string());
             continue;
         }
-        let show = Cmd::new(&["tc", "-j", "qdisc", "show", "dev", iface]);
-        let root = checked(conn, &show, "tc -j qdisc show")
-            .await
-            .map(|t| netem::root_qdisc(&t));
-        match (root, previous) {
-            (Ok(Ok(root)), Some(kind)) if !root.is_default() || &root.kind != kind => {
-                wrong.push(format!(
-                    "{iface}: root qdisc is {} {} after teardown, was {kind}",
-                    root.kind, root.handle
-                ))
+        let (q, c, f) = match read_back(conn, iface).await {
+            Ok(shown) => shown,
+            Err(e) => {
+                wrong.push(e.to_string());
+                continue;
             }
-            (Ok(Err(e)), _) => wrong.push(format!("{iface}: {e}")),
-            (Err(e), _) => wrong.push(e.to_string()),
-            _ => {}
+        };
+        match netem::root_qdisc(&q) {
+            Ok(root) => {
+                if let Some(kind) = previous
+                    .as_ref()
+                    .filter(|k| !root.is_default() || &root.kind != *k)
+                {
+                    wrong.push(format!(
+                        "{iface}: root qdisc is {} {} after teardown, was {kind}",
+                        root.kind, root.handle
+                    ));
+                }
+            }
+            Err(e) => wrong.push(format!("{iface}: {e}")),
+        }
+        match netem::leftovers(&q, &c, &f) {
+            Ok(left) if left.is_empty() => {}
+            Ok(left) => wrong.push(format!(
+                "{iface}: still there after teardown: {}",
+                left.join(", ")
+            )),
+            Err(e) => wrong.push(format!("{iface}: {e}")),
         }
     }
     if wrong.is_empty() {
@@ -349,7 +389,7 @@ async fn absolute(conn: &Conn, path: &str) -> Result<String, RemoteError> {
     }
 }
 
-async fn apply_emulator(conn: &Conn, host: &Host, rules: &[Egress]) -> Result<Method, RemoteError> {
+async fn apply_emulator(conn: &Conn, host: &Host, rules: &[Egress]) -> Result<Made, RemoteError> {
     let root = absolute(conn, &host.orch_dir).await?;
     let binary = match std::env::var(NODE_BIN_ENV) {
         Ok(b) if !b.is_empty() => b,
@@ -371,7 +411,7 @@ async fn apply_emulator(conn: &Conn, host: &Host, rules: &[Egress]) -> Result<Me
         let _ = remove_emulator(conn, &binary, &root, pid, start_time).await;
         return Err(e);
     }
-    Ok(Method::Emulator {
+    Ok(Made::Emulator {
         binary,
         paths_root: root,
         pid,
@@ -428,4 +468,50 @@ async fn remove_emulator(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(netem: &str) -> Facts {
+        Facts {
+            user: "root".into(),
+            sudo: "root".into(),
+            arch: "x86_64".into(),
+            kernel: "6.1.0-57-amd64".into(),
+            distro: "Debian GNU/Linux 12 (bookworm)".into(),
+            java: "none".into(),
+            netem: netem.into(),
+            kprobes: "yes".into(),
+            bpf: "yes".into(),
+            disk_free_kib: 1,
+        }
+    }
+
+    #[test]
+    fn method_picks_netem_where_the_host_has_it() {
+        for (netem, auto) in [
+            ("yes", true),
+            ("module", true),
+            ("no", false),
+            ("unknown", false),
+        ] {
+            let f = facts(netem);
+            assert_eq!(uses_netem(Method::Auto, "h1", &f).unwrap(), auto, "{netem}");
+            assert!(!uses_netem(Method::Emulator, "h1", &f).unwrap());
+            match uses_netem(Method::Netem, "h1", &f) {
+                Ok(yes) => assert!(auto && yes),
+                Err(e) => {
+                    assert!(!auto);
+                    let e = e.to_string();
+                    assert!(
+                        e.starts_with("h1: `delays.method: netem`, but its kernel 6.1.0-57-amd64 has no netem"),
+                        "{e}"
+                    );
+                    assert!(e.contains(&format!("netem: {netem}")), "{e}");
+                }
+            }
+        }
+    }
 }

@@ -3,8 +3,14 @@
 //! u32 filter steering the peer's experiment IP into it. Traffic to anyone else matches no
 //! filter and leaves through HTB's direct queue, undelayed.
 //!
-//! Only the commands and the parsing of `tc -j` output live here, so they can be tested on a
-//! kernel without netem (this project's build machines have none); `super` runs them.
+//! Only the commands and the parsing of tc's output live here; `super` runs them. The read-back
+//! is tested against output recorded from the real tc on real kernels
+//! (`orchestrator/tests/fixtures/tc/`, recorded by `scripts/record-tc-fixtures.sh`) and run for
+//! real by `scripts/kernel-test.sh`.
+//!
+//! Qdiscs and filters are read as JSON (`tc -j`). Classes are read as text (`tc class show`):
+//! iproute2 6.1's HTB prints its classes as text even with `-j`, and the text form
+//! (`class htb 4f52:1 root leaf 5001: prio 0 rate 100Gbit ...`) is the same with every version.
 
 use std::net::IpAddr;
 
@@ -118,12 +124,66 @@ pub fn restore(iface: &str) -> Vec<String> {
         .to_vec()
 }
 
-/// Compares what tc reports (`tc -j qdisc/class/filter show dev IFACE`) with `rules`; returns
-/// every difference. tc does not report a netem distribution, so that is not checked.
+/// One class as `tc class show dev IFACE` prints it: `class KIND HANDLE ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Class {
+    pub kind: String,
+    pub handle: String,
+}
+
+/// Parses `tc class show dev IFACE` (text); a line that does not start `class KIND HANDLE` is
+/// an error quoting it.
+pub fn classes(text: &str) -> Result<Vec<Class>, String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let mut w = line.split_whitespace();
+            match (w.next(), w.next(), w.next()) {
+                (Some("class"), Some(kind), Some(handle)) => Ok(Class {
+                    kind: kind.to_string(),
+                    handle: handle.to_string(),
+                }),
+                _ => Err(format!("unreadable `tc class show` line: {line:?}")),
+            }
+        })
+        .collect()
+}
+
+/// What is left on an interface after teardown, from `tc -j qdisc show`, `tc class show` and
+/// `tc -j filter show`: every qdisc the kernel did not attach itself (its own have handle `0:`,
+/// also the children of a multi-queue `mq` root), every class and filter under orch's root.
+/// Empty when the interface is back to its kernel default.
+pub fn leftovers(qdiscs: &str, class_text: &str, filters: &str) -> Result<Vec<String>, String> {
+    let list = |what: &str, text: &str| -> Result<Vec<Value>, String> {
+        serde_json::from_str(text).map_err(|e| format!("unreadable `tc -j {what} show`: {e}"))
+    };
+    let word = |v: &Value| v.as_str().unwrap_or("?").to_string();
+    let mut left = Vec::new();
+    for q in list("qdisc", qdiscs)? {
+        if q["handle"] != "0:" {
+            left.push(format!("qdisc {} {}", word(&q["kind"]), word(&q["handle"])));
+        }
+    }
+    for c in classes(class_text)? {
+        if c.handle.starts_with(ROOT) {
+            left.push(format!("class {} {}", c.kind, c.handle));
+        }
+    }
+    for f in list("filter", filters)? {
+        if f["parent"] == ROOT {
+            left.push(format!("filter {} parent {ROOT}", word(&f["kind"])));
+        }
+    }
+    Ok(left)
+}
+
+/// Compares what tc reports (`tc -j qdisc show`, `tc class show`, `tc -j filter show`, each
+/// `dev IFACE`) with `rules`; returns every difference. tc does not report a netem
+/// distribution, so that is not checked.
 pub fn verify(
     rules: &[&Egress],
     qdiscs: &str,
-    classes: &str,
+    class_text: &str,
     filters: &str,
 ) -> Result<(), Vec<String>> {
     let parse = |what: &str, text: &str| -> Result<Vec<Value>, Vec<String>> {
@@ -131,7 +191,7 @@ pub fn verify(
     };
     let (qdiscs, classes, filters) = (
         parse("qdisc", qdiscs)?,
-        parse("class", classes)?,
+        classes(class_text).map_err(|e| vec![e])?,
         parse("filter", filters)?,
     );
     let mut wrong = Vec::new();
@@ -144,10 +204,7 @@ pub fn verify(
     for (i, rule) in rules.iter().enumerate() {
         let class = class_id(i);
         let who = format!("{} ({})", rule.to, rule.dst);
-        if !classes
-            .iter()
-            .any(|c| c["class"] == "htb" && c["handle"] == class.as_str())
-        {
+        if !classes.iter().any(|c| c.kind == "htb" && c.handle == class) {
             wrong.push(format!("{who}: no htb class {class}"));
         }
         match qdiscs
@@ -216,6 +273,8 @@ fn last_word(addr: IpAddr) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
     use crate::net::spec::Link;
 
@@ -233,6 +292,7 @@ mod tests {
         }
     }
 
+    /// The rules whose commands `scripts/record-tc-fixtures.sh` ran.
     fn rules() -> Vec<Egress> {
         vec![
             egress("node1", "10.0.2.2", 6.0, 3.0, Distribution::Pareto, 0.0),
@@ -240,25 +300,39 @@ mod tests {
         ]
     }
 
+    /// What the real tc printed, one recording per kernel (`tests/fixtures/tc/KERNEL/`, see
+    /// its SOURCE.md): `(kernel, file name -> content)`.
+    fn recordings() -> Vec<(String, impl Fn(&str) -> String)> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tc");
+        let mut out: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .map(|p| {
+                let kernel = p.file_name().unwrap().to_string_lossy().into_owned();
+                let read = move |name: &str| {
+                    std::fs::read_to_string(p.join(name))
+                        .unwrap_or_else(|e| panic!("{}/{name}: {e}", p.display()))
+                };
+                (kernel, read)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        assert!(!out.is_empty(), "no recordings in {}", dir.display());
+        out
+    }
+
     #[test]
-    fn commands_are_the_seeds_netem_per_peer() {
+    fn commands_are_the_ones_recorded_with_the_real_tc() {
         let r = rules();
         let cmds: Vec<String> = install("enp6s0f0", &r.iter().collect::<Vec<_>>())
             .iter()
             .map(|c| c.join(" "))
             .collect();
-        assert_eq!(
-            cmds,
-            [
-                "tc qdisc replace dev enp6s0f0 root handle 4f52: htb",
-                "tc class add dev enp6s0f0 parent 4f52: classid 4f52:1 htb rate 100gbit quantum 60000",
-                "tc qdisc add dev enp6s0f0 parent 4f52:1 handle 5001: netem limit 100000 delay 6000us 3000us distribution pareto",
-                "tc filter add dev enp6s0f0 parent 4f52: protocol ip pref 1 u32 match ip dst 10.0.2.2/32 flowid 4f52:1",
-                "tc class add dev enp6s0f0 parent 4f52: classid 4f52:2 htb rate 100gbit quantum 60000",
-                "tc qdisc add dev enp6s0f0 parent 4f52:2 handle 5002: netem limit 100000 delay 20000us loss 1.5%",
-                "tc filter add dev enp6s0f0 parent 4f52: protocol ip pref 1 u32 match ip dst 10.0.3.2/32 flowid 4f52:2",
-            ]
-        );
+        for (kernel, read) in recordings() {
+            let recorded: Vec<String> = read("commands.txt").lines().map(String::from).collect();
+            assert_eq!(cmds, recorded, "{kernel}");
+        }
         assert_eq!(restore("eth1").join(" "), "tc qdisc del dev eth1 root");
     }
 
@@ -271,39 +345,53 @@ mod tests {
             .contains("protocol ipv6 pref 2 u32 match ip6 dst fd00::3/128"));
     }
 
-    /// Root qdiscs as `tc -j qdisc show` prints them: a default, a user's netem and ours.
     #[test]
-    fn recognises_default_and_foreign_roots() {
-        let default = r#"[{"kind":"fq_codel","handle":"0:","root":true,"refcnt":2,"options":{"limit":10240,"flows":1024,"quantum":1514,"target":4999,"interval":99999,"memory_limit":33554432,"ecn":true,"drop_batch":64}}]"#;
-        let q = root_qdisc(default).unwrap();
-        assert!(q.is_default() && !q.is_ours());
-        let seed = r#"[{"kind":"netem","handle":"8001:","root":true,"refcnt":2,"options":{"limit":1000,"delay":{"delay":0.006,"jitter":0.003,"correlation":0},"ecn":false,"gap":0}}]"#;
-        let q = root_qdisc(seed).unwrap();
-        assert!(!q.is_default() && !q.is_ours());
-        let mq = r#"[{"kind":"mq","handle":"0:","root":true,"options":{}},{"kind":"fq_codel","handle":"0:","parent":":1","options":{}}]"#;
-        assert_eq!(root_qdisc(mq).unwrap().kind, "mq");
+    fn recognises_default_foreign_and_own_roots() {
+        for (kernel, read) in recordings() {
+            for stage in ["before", "removed"] {
+                let q = root_qdisc(&read(&format!("{stage}-qdisc.json"))).unwrap();
+                assert!(q.is_default() && !q.is_ours(), "{kernel} {stage}: {q:?}");
+                assert_eq!(q.kind, "noqueue", "{kernel}");
+            }
+            let q = root_qdisc(&read("installed-qdisc.json")).unwrap();
+            assert!(q.is_ours() && !q.is_default(), "{kernel}: {q:?}");
+            let q = root_qdisc(&read("foreign-qdisc.json")).unwrap();
+            assert!(!q.is_default() && !q.is_ours(), "{kernel}: {q:?}");
+            assert_eq!(q.kind, "netem");
+        }
         assert!(root_qdisc("[]").is_err());
     }
 
-    /// Recorded in the shape iproute2 6.x prints (tc/q_netem.c, q_htb.c, f_u32.c with `-j`).
-    const QDISCS: &str = r#"[
- {"kind":"htb","handle":"4f52:","root":true,"refcnt":2,"options":{"r2q":10,"default":"0","direct_packets_stat":12,"direct_qlen":1000}},
- {"kind":"netem","handle":"5001:","parent":"4f52:1","options":{"limit":100000,"delay":{"delay":0.006,"jitter":0.003,"correlation":0},"ecn":false,"gap":0}},
- {"kind":"netem","handle":"5002:","parent":"4f52:2","options":{"limit":100000,"delay":{"delay":0.02,"jitter":0,"correlation":0},"loss-random":{"loss":0.015,"correlation":0},"ecn":false,"gap":0}}]"#;
-    const CLASSES: &str = r#"[
- {"class":"htb","handle":"4f52:1","root":true,"leaf":"5001:","prio":0,"rate":12500000000,"ceil":12500000000,"burst":1375,"cburst":1375},
- {"class":"htb","handle":"4f52:2","root":true,"leaf":"5002:","prio":0,"rate":12500000000,"ceil":12500000000,"burst":1375,"cburst":1375}]"#;
-    const FILTERS: &str = r#"[
- {"parent":"4f52:","protocol":"ip","pref":1,"kind":"u32","chain":0},
- {"parent":"4f52:","protocol":"ip","pref":1,"kind":"u32","chain":0,"options":{"fh":"800:","ht_divisor":1}},
- {"parent":"4f52:","protocol":"ip","pref":1,"kind":"u32","chain":0,"options":{"fh":"800::800","order":2048,"key_ht":"800","bkt":"0","flowid":"4f52:1","not_in_hw":true,"match":{"value":"a000202","mask":"ffffffff","offmask":"","off":16}}},
- {"parent":"4f52:","protocol":"ip","pref":1,"kind":"u32","chain":0,"options":{"fh":"800::801","order":2049,"key_ht":"800","bkt":"0","flowid":"4f52:2","not_in_hw":true,"match":{"value":"a000302","mask":"ffffffff","offmask":"","off":16}}}]"#;
+    #[test]
+    fn classes_are_read_from_text_even_where_json_was_asked_for() {
+        for (kernel, read) in recordings() {
+            let want = [("htb", "4f52:1"), ("htb", "4f52:2")].map(|(k, h)| Class {
+                kind: k.into(),
+                handle: h.into(),
+            });
+            assert_eq!(
+                classes(&read("installed-class.txt")).unwrap(),
+                want,
+                "{kernel}"
+            );
+            assert!(classes(&read("removed-class.txt")).unwrap().is_empty());
+        }
+        let err = classes("[{\"class\":\"htb\"}]").unwrap_err();
+        assert!(err.contains("unreadable `tc class show` line"), "{err}");
+    }
 
     #[test]
     fn read_back_matches_what_was_installed() {
         let r = rules();
         let r: Vec<&Egress> = r.iter().collect();
-        verify(&r, QDISCS, CLASSES, FILTERS).unwrap();
+        for (kernel, read) in recordings() {
+            let (q, c, f) = (
+                read("installed-qdisc.json"),
+                read("installed-class.txt"),
+                read("installed-filter.json"),
+            );
+            verify(&r, &q, &c, &f).unwrap_or_else(|e| panic!("{kernel}: {e:?}"));
+        }
     }
 
     #[test]
@@ -319,20 +407,62 @@ mod tests {
             0.0,
         ));
         let r: Vec<&Egress> = r.iter().collect();
-        let wrong = verify(&r, QDISCS, CLASSES, FILTERS).unwrap_err();
-        assert_eq!(wrong.len(), 4, "{wrong:#?}");
-        assert!(
-            wrong[0].contains("node2 (10.0.3.2): netem has delay 20 ms"),
-            "{}",
-            wrong[0]
-        );
-        assert!(wrong[1].contains("node3 (10.0.4.2): no htb class 4f52:3"));
-        assert!(wrong[2].contains("no netem qdisc under 4f52:3"));
-        assert!(wrong[3].contains("no u32 filter sends it to 4f52:3"));
-        let no_root = verify(&r[..1], "[]", CLASSES, FILTERS).unwrap_err();
-        assert!(
-            no_root[0].contains("root qdisc is not htb 4f52:"),
-            "{no_root:?}"
-        );
+        for (kernel, read) in recordings() {
+            let (q, c, f) = (
+                read("installed-qdisc.json"),
+                read("installed-class.txt"),
+                read("installed-filter.json"),
+            );
+            let wrong = verify(&r, &q, &c, &f).unwrap_err();
+            assert_eq!(wrong.len(), 4, "{kernel}: {wrong:#?}");
+            assert!(
+                wrong[0].contains("node2 (10.0.3.2): netem has delay 20 ms"),
+                "{}",
+                wrong[0]
+            );
+            assert!(wrong[1].contains("node3 (10.0.4.2): no htb class 4f52:3"));
+            assert!(wrong[2].contains("no netem qdisc under 4f52:3"));
+            assert!(wrong[3].contains("no u32 filter sends it to 4f52:3"));
+            let (q, c, f) = (
+                read("before-qdisc.json"),
+                read("before-class.txt"),
+                read("before-filter.json"),
+            );
+            let none = verify(&r[..1], &q, &c, &f).unwrap_err();
+            assert!(none[0].contains("root qdisc is not htb 4f52:"), "{none:?}");
+            assert_eq!(none.len(), 4, "{kernel}: {none:#?}");
+        }
+    }
+
+    #[test]
+    fn leftovers_are_whatever_teardown_did_not_remove() {
+        for (kernel, read) in recordings() {
+            let stage = |s: &str| {
+                leftovers(
+                    &read(&format!("{s}-qdisc.json")),
+                    &read(&format!("{s}-class.txt")),
+                    &read(&format!("{s}-filter.json")),
+                )
+                .unwrap()
+            };
+            assert!(stage("before").is_empty(), "{kernel}");
+            assert!(stage("removed").is_empty(), "{kernel}");
+            let left = stage("installed");
+            assert_eq!(
+                left,
+                [
+                    "qdisc htb 4f52:",
+                    "qdisc netem 5002:",
+                    "qdisc netem 5001:",
+                    "class htb 4f52:1",
+                    "class htb 4f52:2",
+                    "filter u32 parent 4f52:",
+                    "filter u32 parent 4f52:",
+                    "filter u32 parent 4f52:",
+                    "filter u32 parent 4f52:",
+                ],
+                "{kernel}"
+            );
+        }
     }
 }

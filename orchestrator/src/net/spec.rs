@@ -21,6 +21,7 @@ const MAX_MS: f64 = 60_000.0;
 ///
 /// ```yaml
 /// delays:
+///   method: auto           # auto (netem where the kernel has it), netem or emulator
 ///   interfaces:            # everything host2 sends to the other hosts through eth1
 ///     - {host: host2, interface: eth1, delay_ms: 6, jitter_ms: 3, distribution: pareto}
 ///   pairs:                 # one-way delays; `both_ways` adds the reverse direction
@@ -30,6 +31,7 @@ const MAX_MS: f64 = 60_000.0;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DelaySpec {
+    pub method: Option<Spanned<String>>,
     #[serde(default)]
     pub interfaces: Vec<InterfaceDelay>,
     #[serde(default)]
@@ -66,6 +68,31 @@ pub struct PairDelay {
     pub jitter_ms: Option<Spanned<f64>>,
     pub distribution: Option<Spanned<String>>,
     pub loss_pct: Option<Spanned<f64>>,
+}
+
+/// How the delays are made on the hosts (`delays.method`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Method {
+    /// netem where `orch check` found it on the host, the emulator elsewhere.
+    #[default]
+    Auto,
+    /// netem on every host; a host without it is an error.
+    Netem,
+    /// `orch-node delay` on every host, even where netem exists (to compare the two).
+    Emulator,
+}
+
+impl Method {
+    const ALL: [Method; 3] = [Method::Auto, Method::Netem, Method::Emulator];
+
+    /// The name scenarios use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Auto => "auto",
+            Method::Netem => "netem",
+            Method::Emulator => "emulator",
+        }
+    }
 }
 
 /// Shape of the jitter, with netem's names and definitions.
@@ -130,9 +157,11 @@ pub struct Egress {
     pub link: Link,
 }
 
-/// The validated delays: the egress rules of every host that has any, in inventory order.
+/// The validated delays: the method and the egress rules of every host that has any, in
+/// inventory order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Delays {
+    pub method: Method,
     pub hosts: Vec<(String, Vec<Egress>)>,
     /// For the measurement after the delays are applied.
     pub tolerance: Tolerance,
@@ -154,6 +183,21 @@ impl DelaySpec {
             hosts,
             problems: Vec::new(),
         };
+        let mut method = Method::Auto;
+        if let Some(m) = &self.method {
+            match Method::ALL.iter().find(|x| x.as_str() == m.value) {
+                Some(x) => method = *x,
+                None => c.report(
+                    m.referenced,
+                    "delays.method",
+                    format!(
+                        "unknown method `{}`, expected one of {}",
+                        m.value,
+                        Method::ALL.map(|x| x.as_str()).join(", ")
+                    ),
+                ),
+            }
+        }
         let mut rules: Vec<Vec<Egress>> = vec![Vec::new(); hosts.len()];
         let mut whole_host: HashMap<usize, (Option<String>, usize)> = HashMap::new();
         let mut seen_iface: HashMap<(usize, Option<String>), usize> = HashMap::new();
@@ -295,6 +339,7 @@ impl DelaySpec {
         }
         Ok(Delays {
             tolerance,
+            method,
             hosts: hosts
                 .iter()
                 .zip(rules)
@@ -501,6 +546,21 @@ mod tests {
                 "s.yaml:1:16: delays.tolerance_pct: must be a number >= 0, not -1",
                 "s.yaml:2:15: delays.tolerance_ms: must be a number >= 0, not NaN",
             ]
+        );
+    }
+
+    #[test]
+    fn method_is_auto_unless_named_and_a_typo_is_located() {
+        let pair = "pairs:\n  - {from: n1, to: n2, delay_ms: 5}\n";
+        assert_eq!(validate(pair).unwrap().method, Method::Auto);
+        for m in Method::ALL {
+            let d = validate(&format!("method: {}\n{pair}", m.as_str())).unwrap();
+            assert_eq!(d.method, m);
+        }
+        let errors = validate(&format!("{pair}method: tc\n")).unwrap_err();
+        assert_eq!(
+            errors,
+            ["s.yaml:3:9: delays.method: unknown method `tc`, expected one of auto, netem, emulator"]
         );
     }
 
