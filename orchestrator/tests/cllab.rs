@@ -160,15 +160,7 @@ fn a_sudo_user_runs_setup_the_lab_scenario_and_fetch_logs_over_split_networks() 
     let results = lab.dir.path().join("results");
     let inv = lab.inventory.to_str().unwrap();
     let scenario = workspace("scenarios/zk-leader-placement-lab.yaml");
-    let out = lab.orch(&[
-        "-i",
-        inv,
-        "run",
-        "--scenario",
-        scenario.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ]);
+    let out = lab.run(&scenario, &results);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -229,16 +221,7 @@ fn a_pair_without_replies_fails_the_run_before_the_workload(lab: &Lab, results: 
          workload:\n  client: host1\n",
     )
     .unwrap();
-    let inv = lab.inventory.to_str().unwrap();
-    let out = lab.orch(&[
-        "-i",
-        inv,
-        "run",
-        "--scenario",
-        scenario.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ]);
+    let out = lab.run(&scenario, results);
     let stderr = text(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(

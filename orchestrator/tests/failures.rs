@@ -5,27 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use common::{text, Lab};
-
-fn workspace(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
-}
-
-/// `orch setup` with a ZooKeeper tarball made from Debian's package.
-fn setup(lab: &Lab) {
-    let tarball = lab.dir.path().join("zk.tar.gz");
-    let made = Command::new(workspace("scripts/make-zk-tarball.sh"))
-        .arg(&tarball)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", text(&made.stderr));
-    let inv = lab.inventory.to_str().unwrap();
-    let out = lab.orch(&["-i", inv, "setup", "--zookeeper", tarball.to_str().unwrap()]);
-    assert!(out.status.success(), "setup: {}", text(&out.stderr));
-}
+use common::{setup, text, workspace, Lab};
 
 /// A read-only workload on an empty store, as when real YCSB's inserts all failed: the load's
 /// values (2 MB) are over ZooKeeper's 1 MB request limit, so its insert fails and the load
@@ -44,16 +24,7 @@ fn a_run_whose_operations_all_fail_exits_non_zero_with_the_count_per_operation()
     )
     .unwrap();
     let results = lab.dir.path().join("results");
-    let inv = lab.inventory.to_str().unwrap();
-    let out = lab.orch(&[
-        "-i",
-        inv,
-        "run",
-        "--scenario",
-        scenario.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ]);
+    let out = lab.run(&scenario, &results);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(
         !out.status.success(),
@@ -119,15 +90,7 @@ fn a_run_whose_operations_all_fail_exits_non_zero_with_the_count_per_operation()
             .replace("[1, 2]", "[1]"),
     )
     .unwrap();
-    let out = lab.orch(&[
-        "-i",
-        inv,
-        "run",
-        "--scenario",
-        tolerant.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ]);
+    let out = lab.run(&tolerant, &results);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     // Something already listening on host2's client port: the run refuses to start and names
@@ -152,15 +115,7 @@ fn a_run_whose_operations_all_fail_exits_non_zero_with_the_count_per_operation()
         .to_string();
     assert!(pid.parse::<u32>().is_ok(), "{}", text(&listen.stdout));
     std::thread::sleep(std::time::Duration::from_secs(1));
-    let out = lab.orch(&[
-        "-i",
-        inv,
-        "run",
-        "--scenario",
-        tolerant.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ]);
+    let out = lab.run(&tolerant, &results);
     let stopped = lab.exec(&["--hosts", "host2", "--", "kill", &pid]);
     let stderr = text(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
@@ -198,15 +153,7 @@ fn logs_of_the_shipped_lab_scenario_are_small_without_zookeeper_data() {
     let results = lab.dir.path().join("results");
     let inv = lab.inventory.to_str().unwrap();
     let scenario = workspace("scenarios/zk-leader-placement-lab.yaml");
-    let out = lab.orch(&[
-        "-i",
-        inv,
-        "run",
-        "--scenario",
-        scenario.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ]);
+    let out = lab.run(&scenario, &results);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let fetch = |extra: &[&str], name: &str| {
         let tarball = lab.dir.path().join(name);

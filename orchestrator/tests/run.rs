@@ -19,15 +19,7 @@ fn shipped_lab_scenario_runs_both_leaders_and_cleans_up() {
     let results = lab.dir.path().join("results");
     let inv = lab.inventory.to_str().unwrap();
     let scenario = workspace("scenarios/zk-leader-placement-lab.yaml");
-    let out = lab.orch(&[
-        "-i",
-        inv,
-        "run",
-        "--scenario",
-        scenario.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ]);
+    let out = lab.run(&scenario, &results);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     // srvr on every server confirmed each designated leader.

@@ -59,6 +59,19 @@ impl Lab {
             .unwrap()
     }
 
+    /// `orch -i LAB run --scenario SCENARIO --results RESULTS`.
+    pub fn run(&self, scenario: &Path, results: &Path) -> Output {
+        self.orch(&[
+            "-i",
+            self.inventory.to_str().unwrap(),
+            "run",
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ])
+    }
+
     /// `orch -i LAB exec ARGS...`
     pub fn exec(&self, args: &[&str]) -> Output {
         let mut all = vec!["-i", self.inventory.to_str().unwrap(), "exec"];
