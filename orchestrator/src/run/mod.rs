@@ -380,7 +380,8 @@ async fn one_run(
             m.report()
         );
         std::fs::write(local.join("delays.txt"), &report)?;
-        std::fs::write(local.join("delays.json"), serde_json::to_vec_pretty(&m)?)?;
+        let json = serde_json::to_vec_pretty(&m)?;
+        std::fs::write(local.join("delays.json"), &json)?;
         eprintln!("{}", indent(&m.report()));
         if let Some(off) = m.failures() {
             bail!(
@@ -388,7 +389,8 @@ async fn one_run(
                 local.join("delays.txt").display()
             );
         }
-        measured = Some(serde_json::to_value(&m)?);
+        // As `orch report` reads it back from delays.json, so both give the same summary.json.
+        measured = Some(serde_json::from_slice(&json)?);
     }
     if let Some(t) = &spec.traffic {
         start_traffic(inventory, t, label, conns).await?;
