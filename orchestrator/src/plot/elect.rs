@@ -27,27 +27,17 @@ pub fn detection_svg(cells: &[CellSamples]) -> String {
     ];
     let legend = Legend::new(&series, &[], TITLE_HEIGHT + 8.0);
     let right = WIDTH - legend.width - 40.0;
-    let frame = Frame {
-        left: LEFT,
-        right,
-        top: TITLE_HEIGHT + 8.0,
-        bottom: HEIGHT - 90.0,
-    };
     let peak = cells
         .iter()
         .flat_map(|c| c.detection_ms.iter().chain(&c.failover_ms))
         .fold(0.0_f64, |a, &b| a.max(b));
-    let (y, y_ticks) = linear_axis(peak);
-    let x = Axis {
-        lo: 0.0,
-        hi: cells.len().max(1) as f64,
-        log: false,
-    };
-    let mut svg = Svg::new(HEIGHT);
-    svg.title("Leader failure: detection and failover time per cell");
-    svg.axes(&frame, &x, &y, Vec::new(), y_ticks);
-    svg.axis_titles(&frame, "", "time after the leader went silent (ms)");
-    let slot = (frame.right - frame.left) / cells.len().max(1) as f64;
+    let (mut svg, frame, y, slot) = per_cell_chart(
+        right,
+        peak,
+        cells.len(),
+        "Leader failure: detection and failover time per cell",
+        "time after the leader went silent (ms)",
+    );
     for (i, c) in cells.iter().enumerate() {
         let centre = frame.left + slot * (i as f64 + 0.5);
         for (s, samples) in [&c.detection_ms, &c.failover_ms].into_iter().enumerate() {
@@ -62,27 +52,17 @@ pub fn detection_svg(cells: &[CellSamples]) -> String {
 
 /// Mean false positives per minute of a live leader per cell, with each repetition's value.
 pub fn false_positives_svg(cells: &[CellSamples]) -> String {
-    let frame = Frame {
-        left: LEFT,
-        right: WIDTH - 40.0,
-        top: TITLE_HEIGHT + 8.0,
-        bottom: HEIGHT - 90.0,
-    };
     let peak = cells
         .iter()
         .flat_map(|c| &c.false_positives_per_min)
         .fold(0.0_f64, |a, &b| a.max(b));
-    let (y, y_ticks) = linear_axis(peak);
-    let x = Axis {
-        lo: 0.0,
-        hi: cells.len().max(1) as f64,
-        log: false,
-    };
-    let mut svg = Svg::new(HEIGHT);
-    svg.title("False positives per minute with a live leader, per cell");
-    svg.axes(&frame, &x, &y, Vec::new(), y_ticks);
-    svg.axis_titles(&frame, "", "false positives per minute");
-    let slot = (frame.right - frame.left) / cells.len().max(1) as f64;
+    let (mut svg, frame, y, slot) = per_cell_chart(
+        WIDTH - 40.0,
+        peak,
+        cells.len(),
+        "False positives per minute with a live leader, per cell",
+        "false positives per minute",
+    );
     for (i, c) in cells.iter().enumerate() {
         let centre = frame.left + slot * (i as f64 + 0.5);
         let values = &c.false_positives_per_min;
@@ -103,6 +83,35 @@ pub fn false_positives_svg(cells: &[CellSamples]) -> String {
         cell_label(&mut svg, &frame, centre, &c.cell);
     }
     svg.finish()
+}
+
+/// A chart with one slot per cell along x and a linear y axis up to `peak`: the SVG with title,
+/// axes and y title drawn, its frame, the y axis and the width of a slot.
+fn per_cell_chart(
+    right: f64,
+    peak: f64,
+    cells: usize,
+    title: &str,
+    y_title: &str,
+) -> (Svg, Frame, Axis, f64) {
+    let frame = Frame {
+        left: LEFT,
+        right,
+        top: TITLE_HEIGHT + 8.0,
+        bottom: HEIGHT - 90.0,
+    };
+    let (y, y_ticks) = linear_axis(peak);
+    let x = Axis {
+        lo: 0.0,
+        hi: cells.max(1) as f64,
+        log: false,
+    };
+    let mut svg = Svg::new(HEIGHT);
+    svg.title(title);
+    svg.axes(&frame, &x, &y, Vec::new(), y_ticks);
+    svg.axis_titles(&frame, "", y_title);
+    let slot = (frame.right - frame.left) / cells.max(1) as f64;
+    (svg, frame, y, slot)
 }
 
 /// Every replica's role over time (one row per replica), term changes as thin lines with the
