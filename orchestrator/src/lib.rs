@@ -6,6 +6,7 @@
 
 pub mod artifacts;
 pub mod cli;
+pub mod config;
 pub mod exec;
 pub mod facts;
 pub mod inventory;

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use orch::config::Problems;
 use orch::facts;
 use orch::inventory::Inventory;
 use orch::net::{self, DelaySpec};
@@ -248,7 +249,10 @@ fn matrix_of_one_way_delays_is_applied_measured_and_removed() {
     std::env::set_var(net::NODE_BIN_ENV, node_binary());
     let inventory = Inventory::load(&lab.inventory).unwrap();
     let hosts: Vec<_> = inventory.hosts.iter().collect();
-    let delays = spec().validate(&hosts, Path::new("scenario.yaml")).unwrap();
+    let mut problems = Problems::new(Path::new("scenario.yaml"));
+    let delays = spec()
+        .validate(&hosts, &mut problems)
+        .expect("a valid delay section");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (facts, all) = rt.block_on(facts::check(&hosts, 8));
     assert!(all, "orch check failed");

@@ -5,8 +5,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use orch::config::Problem;
 use orch::inventory::{
-    Arch, HostKeyPolicy, Inventory, Problem, Role, SelectError, Zookeeper, ZookeeperSource,
+    Arch, HostKeyPolicy, Inventory, Role, SelectError, Zookeeper, ZookeeperSource,
 };
 
 fn fixture(relative: &str) -> PathBuf {

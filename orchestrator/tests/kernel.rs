@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use orch::config::Problems;
 use orch::facts::{self, Facts};
 use orch::inventory::Inventory;
 use orch::net::{self, DelaySpec};
@@ -267,7 +268,10 @@ fn netem_delays_are_applied_read_back_measured_and_removed() {
         ));
     }
     let spec: DelaySpec = serde_saphyr::from_str(&yaml).unwrap();
-    let delays = spec.validate(&hosts, Path::new("scenario.yaml")).unwrap();
+    let mut problems = Problems::new(Path::new("scenario.yaml"));
+    let delays = spec
+        .validate(&hosts, &mut problems)
+        .expect("a valid delay section");
     let base: Vec<f64> = MATRIX.iter().map(|(a, b, _)| ping(&lab, *a, *b)).collect();
     let before: Vec<String> = (1..=3)
         .map(|i| on_host(&lab, i, &["tc", "qdisc", "show", "dev", "eth0"]))

@@ -1,19 +1,22 @@
 //! The inventory: which hosts exist, how to reach them over SSH, and what they do in an
-//! experiment. Everything here is validated before any command reaches a host.
+//! experiment. Everything here is validated before any command reaches a host:
+//! [`raw`] (the YAML as written) -> [`check`] (validated, every problem at its position; single
+//! values by the rules in [`values`]) -> [`Inventory`]; [`select`] picks hosts from it.
 
-mod file;
+mod check;
+mod raw;
 mod select;
-
-pub(crate) use file::yaml_problem;
+mod values;
 
 pub use select::SelectError;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
+
+use crate::config::{self, ConfigError};
 
 /// A validated inventory file.
 #[derive(Debug, Clone)]
@@ -158,58 +161,6 @@ pub enum Arch {
     Aarch64,
 }
 
-/// Everything wrong with an inventory file, so one edit can fix all of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InventoryError {
-    /// In file order; never empty.
-    pub problems: Vec<Problem>,
-}
-
-/// One mistake in an inventory file, located precisely enough to fix it without searching.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The inventory file, as the caller named it.
-    pub file: PathBuf,
-    /// 1-based; 0 when the problem concerns the whole file (unreadable, empty).
-    pub line: usize,
-    /// 1-based; 0 when unknown.
-    pub column: usize,
-    /// Path of the offending field, like `hosts[2].port`; empty for the whole file.
-    pub field: String,
-    /// What is wrong and, where it helps, what would be valid.
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if self.line > 0 {
-            write!(f, ":{}", self.line)?;
-            if self.column > 0 {
-                write!(f, ":{}", self.column)?;
-            }
-        }
-        if !self.field.is_empty() {
-            write!(f, ": {}", self.field)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl fmt::Display for InventoryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, problem) in self.problems.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{problem}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for InventoryError {}
-
 /// A role name that is not one of [`Role::ALL`]; the message lists the valid ones.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown role `{0}`, expected one of {names}", names = Role::names())]
@@ -217,22 +168,13 @@ pub struct ParseRoleError(pub String);
 
 impl Inventory {
     /// Reads and validates an inventory file; every problem found is reported at once.
-    pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
-        let text = std::fs::read_to_string(path).map_err(|e| InventoryError {
-            problems: vec![Problem {
-                file: path.to_path_buf(),
-                line: 0,
-                column: 0,
-                field: String::new(),
-                message: format!("cannot read: {e}"),
-            }],
-        })?;
-        Inventory::parse(&text, path)
+    pub fn load(path: &Path) -> Result<Inventory, ConfigError> {
+        Inventory::parse(&config::read(path)?, path)
     }
 
     /// Validates inventory text; `path` names the file in messages and anchors relative paths.
-    pub fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError> {
-        file::parse(text, path)
+    pub fn parse(text: &str, path: &Path) -> Result<Inventory, ConfigError> {
+        check::parse(text, path)
     }
 
     /// Looks a host up by its inventory name.

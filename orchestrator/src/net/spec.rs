@@ -6,13 +6,13 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::path::Path;
 
 use serde::Deserialize;
-use serde_saphyr::{Location, Spanned};
+use serde_saphyr::Spanned;
 
 use super::measure::Tolerance;
-use crate::inventory::{Host, Problem};
+use crate::config::Problems;
+use crate::inventory::Host;
 
 /// Largest delay or jitter accepted, ms (a minute: anything longer is a typo).
 const MAX_MS: f64 = 60_000.0;
@@ -177,17 +177,15 @@ impl DelaySpec {
     /// Checks the section against the hosts of the experiment and computes every host's egress
     /// rules. Every problem is reported at once, located at `file:line:column` with its field
     /// (`delays.pairs[1].to`).
-    pub fn validate(&self, hosts: &[&Host], file: &Path) -> Result<Delays, Vec<Problem>> {
-        let mut c = Checker {
-            file,
-            hosts,
-            problems: Vec::new(),
-        };
+    /// `None` when any was reported to `problems`.
+    pub fn validate(&self, hosts: &[&Host], problems: &mut Problems) -> Option<Delays> {
+        let before = problems.len();
+        let mut c = Checker { hosts, problems };
         let mut method = Method::Auto;
         if let Some(m) = &self.method {
             match Method::ALL.iter().find(|x| x.as_str() == m.value) {
                 Some(x) => method = *x,
-                None => c.report(
+                None => c.problems.at(
                     m.referenced,
                     "delays.method",
                     format!(
@@ -217,7 +215,7 @@ impl DelaySpec {
             if let Some(name) = &d.interface {
                 let known = &hosts[h].interfaces;
                 if !known.is_empty() && !known.contains(&name.value) {
-                    c.report(
+                    c.problems.at(
                         name.referenced,
                         &format!("{field}.interface"),
                         format!(
@@ -232,7 +230,7 @@ impl DelaySpec {
             }
             let line = d.host.referenced.line() as usize;
             if let Some(first) = seen_iface.insert((h, iface.clone()), line) {
-                c.report(
+                c.problems.at(
                     d.host.referenced,
                     &field,
                     format!(
@@ -245,7 +243,7 @@ impl DelaySpec {
             }
             if let Some((other, first)) = whole_host.get(&h) {
                 if other.is_none() != iface.is_none() {
-                    c.report(
+                    c.problems.at(
                         d.host.referenced,
                         &field,
                         format!(
@@ -284,7 +282,7 @@ impl DelaySpec {
                 continue;
             };
             if from == to {
-                c.report(
+                c.problems.at(
                     d.to.referenced,
                     &format!("{field}.to"),
                     format!("a pair needs two different hosts, not {} twice", d.to.value),
@@ -298,7 +296,7 @@ impl DelaySpec {
             let line = d.from.referenced.line() as usize;
             for (a, b) in directions {
                 if let Some(first) = seen_pair.insert((a, b), line) {
-                    c.report(
+                    c.problems.at(
                         d.from.referenced,
                         &field,
                         format!(
@@ -329,15 +327,14 @@ impl DelaySpec {
                 *value = v.value;
             } else {
                 let msg = format!("must be a number >= 0, not {}", v.value);
-                c.report(v.referenced, &format!("delays.{name}"), msg);
+                c.problems.at(v.referenced, &format!("delays.{name}"), msg);
             }
         }
 
-        if !c.problems.is_empty() {
-            c.problems.sort_by_key(|p| (p.line, p.column));
-            return Err(c.problems);
+        if c.problems.len() > before {
+            return None;
         }
-        Ok(Delays {
+        Some(Delays {
             tolerance,
             method,
             hosts: hosts
@@ -361,27 +358,16 @@ fn host_index(hosts: &[&Host], name: &str) -> usize {
 }
 
 struct Checker<'a> {
-    file: &'a Path,
     hosts: &'a [&'a Host],
-    problems: Vec<Problem>,
+    problems: &'a mut Problems,
 }
 
 impl Checker<'_> {
-    fn report(&mut self, at: Location, field: &str, message: impl Into<String>) {
-        self.problems.push(Problem {
-            file: self.file.to_path_buf(),
-            line: at.line() as usize,
-            column: at.column() as usize,
-            field: field.to_string(),
-            message: message.into(),
-        });
-    }
-
     fn host(&mut self, name: &Spanned<String>, field: &str) -> Option<usize> {
         let found = self.hosts.iter().position(|h| h.name == name.value);
         if found.is_none() {
             let known: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
-            self.report(
+            self.problems.at(
                 name.referenced,
                 field,
                 format!(
@@ -406,7 +392,7 @@ impl Checker<'_> {
         for (name, v) in [("delay_ms", Some(delay)), ("jitter_ms", jitter)] {
             if let Some(v) = v {
                 if !(v.value.is_finite() && (0.0..=MAX_MS).contains(&v.value)) {
-                    self.report(
+                    self.problems.at(
                         v.referenced,
                         &format!("{field}.{name}"),
                         format!("must be between 0 and {MAX_MS} ms, not {}", v.value),
@@ -416,7 +402,7 @@ impl Checker<'_> {
         }
         if let Some(l) = loss {
             if !(0.0..=100.0).contains(&l.value) {
-                self.report(
+                self.problems.at(
                     l.referenced,
                     &format!("{field}.loss_pct"),
                     format!("must be between 0 and 100, not {}", l.value),
@@ -428,7 +414,7 @@ impl Checker<'_> {
         if let Some(d) = distribution {
             match Distribution::ALL.iter().find(|x| x.as_str() == d.value) {
                 Some(x) => dist = *x,
-                None => self.report(
+                None => self.problems.at(
                     d.referenced,
                     &format!("{field}.distribution"),
                     format!(
@@ -439,7 +425,7 @@ impl Checker<'_> {
                 ),
             }
             if jitter_ms == 0.0 && dist != Distribution::Uniform {
-                self.report(
+                self.problems.at(
                     d.referenced,
                     &format!("{field}.distribution"),
                     "a distribution needs jitter_ms > 0 (as with netem)",
@@ -457,6 +443,8 @@ impl Checker<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::inventory::Inventory;
 
@@ -469,8 +457,9 @@ mod tests {
         let inv = inventory();
         let hosts: Vec<&Host> = inv.hosts.iter().collect();
         let spec: DelaySpec = serde_saphyr::from_str(yaml).unwrap();
-        spec.validate(&hosts, Path::new("s.yaml"))
-            .map_err(|p| p.iter().map(|p| p.to_string()).collect())
+        let mut problems = Problems::new(Path::new("s.yaml"));
+        spec.validate(&hosts, &mut problems)
+            .ok_or_else(|| problems.take().iter().map(|p| p.to_string()).collect())
     }
 
     fn rules<'a>(d: &'a Delays, host: &str) -> Vec<(&'a str, Option<&'a str>, f64)> {

@@ -10,7 +10,7 @@ use orch_common::replica::Config;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::raw::Checker;
+use super::check::Checker;
 
 /// Fields orch fills itself, with what to write instead.
 const FILLED_BY_ORCH: &[(&str, &str)] = &[
@@ -63,7 +63,7 @@ impl Checker<'_> {
                 .hosts
                 .as_ref()
                 .map_or(e.referenced, |h| h.referenced);
-            self.report_at(
+            self.problems.at(
                 at,
                 "election.hosts",
                 "an election needs at least two replicas",
@@ -72,7 +72,7 @@ impl Checker<'_> {
         }
         let duration_s = match &e.value.duration_s {
             None => {
-                self.report(
+                self.problems.report(
                     e,
                     "election.duration_s",
                     "missing: how long the replicas run, s",
@@ -80,7 +80,7 @@ impl Checker<'_> {
                 return None;
             }
             Some(d) if d.value == 0 || d.value > MAX_DURATION_S => {
-                self.report(
+                self.problems.report(
                     d,
                     "election.duration_s",
                     format!("must be 1..={MAX_DURATION_S}"),
@@ -103,13 +103,13 @@ impl Checker<'_> {
         for (k, v) in e.value.config.iter().flatten() {
             let field = format!("election.config.{k}");
             if let Some((_, hint)) = FILLED_BY_ORCH.iter().find(|(f, _)| f == k) {
-                self.report(v, &field, *hint);
+                self.problems.report(v, &field, *hint);
                 continue;
             }
             // Each field alone on top of a minimal config: serde names what is wrong with it.
             let alone = serde_json::json!({ "ips": ["192.0.2.1"], k.as_str(): v.value });
             if let Err(message) = serde_json::from_value::<Config>(alone) {
-                self.report(v, &field, message.to_string());
+                self.problems.report(v, &field, message.to_string());
                 continue;
             }
             fields.insert(k.clone(), v.value.clone());
@@ -126,7 +126,7 @@ impl Checker<'_> {
                 config,
             }),
             Err(message) => {
-                self.report(e, "election.config", message);
+                self.problems.report(e, "election.config", message);
                 None
             }
         }

@@ -2,6 +2,7 @@
 //! background traffic, the leader-election phase, the YCSB workload, repetitions and a matrix), validated
 //! against the inventory and expanded into concrete runs before any host is touched.
 
+mod check;
 mod election;
 mod matrix;
 mod raw;
@@ -10,7 +11,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::inventory::{Inventory, InventoryError, Problem};
+use crate::config::{self, ConfigError};
+use crate::inventory::Inventory;
 
 pub use election::ElectionPlan;
 
@@ -137,27 +139,14 @@ pub enum Workload {
 
 impl Scenario {
     /// Reads, validates and expands a scenario against `inventory`.
-    pub fn load(path: &Path, inventory: &Inventory) -> Result<Scenario, InventoryError> {
-        let text = std::fs::read_to_string(path).map_err(|e| InventoryError {
-            problems: vec![Problem {
-                file: path.to_path_buf(),
-                line: 0,
-                column: 0,
-                field: String::new(),
-                message: format!("cannot read: {e}"),
-            }],
-        })?;
-        Scenario::parse(&text, path, inventory)
+    pub fn load(path: &Path, inventory: &Inventory) -> Result<Scenario, ConfigError> {
+        Scenario::parse(&config::read(path)?, path, inventory)
     }
 
     /// Validates and expands scenario text; `path` names the file in messages and anchors
     /// relative workload paths.
-    pub fn parse(
-        text: &str,
-        path: &Path,
-        inventory: &Inventory,
-    ) -> Result<Scenario, InventoryError> {
-        raw::parse(text, path, inventory)
+    pub fn parse(text: &str, path: &Path, inventory: &Inventory) -> Result<Scenario, ConfigError> {
+        check::parse(text, path, inventory)
     }
 }
 
