@@ -12,8 +12,8 @@ use crate::facts;
 use crate::inventory::Inventory;
 use crate::lab;
 use crate::logs;
+use crate::results::store;
 use crate::setup;
-use crate::store;
 
 /// Run distributed-systems experiments on real clusters over SSH.
 #[derive(Parser, Debug)]
@@ -438,11 +438,11 @@ fn default_control_net([a, b]: [u8; 2]) -> anyhow::Result<[u8; 2]> {
 
 /// The runs side by side, and the cells (mean ± CI) when a cell was repeated.
 fn print_results(
-    results: &[crate::report::RunResult],
+    results: &[crate::results::report::RunResult],
     reports: &[Option<orch_analysis::ycsb::Report>],
     cells: &[crate::results::cells::Cell],
 ) {
-    println!("{}", crate::report::table(results, reports));
+    println!("{}", crate::results::report::table(results, reports));
     if cells.iter().any(|c| c.runs > 1) {
         println!("\ncells (mean ± 95 % CI half-width over repetitions):");
         println!("{}", crate::results::cells::table(cells));

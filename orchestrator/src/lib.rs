@@ -1,8 +1,18 @@
 //! orch: runs distributed-systems latency experiments on real clusters over SSH.
 //!
-//! The modules follow the pipeline: [`inventory`] (which hosts) -> [`remote`] (SSH to many
-//! hosts at once) -> [`facts`] and [`exec`] (look at and act on hosts) -> [`lab`] (a local
-//! testbed of namespaced hosts to run all of it without a cluster).
+//! The modules follow the pipeline:
+//!
+//! - [`config`]: diagnostics for the files users write (file:line:column: field: message);
+//! - [`inventory`] (which hosts) and [`scenario`] (what to run on them, expanded into runs);
+//! - [`remote`]: SSH to many hosts at once, one reused connection each;
+//! - [`facts`] (`orch check`), [`exec`] (`orch exec`), [`status`] (`orch status`);
+//! - [`artifacts`] (built once on the controller) -> [`setup`] (pushed by hash, configs rendered);
+//! - [`run`]: the phases of `orch run` ([`net`]: the delays; traffic, ZooKeeper, replicas,
+//!   workload, teardown);
+//! - [`results`]: the results directory, summaries, cells, plots, `orch report`;
+//! - [`logs`]: `orch fetch-logs`;
+//! - [`lab`]: a local testbed of namespaced hosts to run all of it without a cluster;
+//! - [`cli`] and [`output`]: the command line and its progress display.
 
 pub mod artifacts;
 pub mod cli;
@@ -14,12 +24,9 @@ pub mod lab;
 pub mod logs;
 pub mod net;
 pub mod output;
-pub mod plot;
 pub mod remote;
-pub mod report;
 pub mod results;
 pub mod run;
 pub mod scenario;
 pub mod setup;
 pub mod status;
-pub mod store;

@@ -5,7 +5,7 @@
 //! (`hosts[1].port`). A missing field or a repeated key is an error about its mapping, so its
 //! name is added to the mapping's path. A syntax error stops the parser before it reaches the
 //! field (it reads a token ahead), so there the field is the last one in the text before the
-//! error, which is valid YAML up to that point ([`last_field`]).
+//! error, which is valid YAML up to that point (`last_field`).
 //!
 //! serde-saphyr reads a [`serde_saphyr::Spanned`] value as a mapping `{value, referenced,
 //! defined}`, so every spanned field adds a `value` key to the path; those are dropped. (No

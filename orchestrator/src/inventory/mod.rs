@@ -1,7 +1,7 @@
 //! The inventory: which hosts exist, how to reach them over SSH, and what they do in an
 //! experiment. Everything here is validated before any command reaches a host:
-//! [`raw`] (the YAML as written) -> [`check`] (validated, every problem at its position; single
-//! values by the rules in [`values`]) -> [`Inventory`]; [`select`] picks hosts from it.
+//! `raw` (the YAML as written) -> `check` (validated, every problem at its position; single
+//! values by the rules in `values`) -> [`Inventory`]; `select` picks hosts from it.
 
 mod check;
 mod raw;

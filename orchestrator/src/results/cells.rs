@@ -11,7 +11,7 @@ use orch_analysis::stats::Describe;
 use orch_analysis::ycsb::Report;
 use serde::Serialize;
 
-use crate::report::RunResult;
+use crate::results::report::RunResult;
 
 /// The numbers of one run, by column name, in a stable order.
 pub type Metrics = Vec<(String, Vec<f64>)>;

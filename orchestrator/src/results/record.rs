@@ -8,7 +8,7 @@ use anyhow::Context;
 use orch_analysis::elect;
 use serde::{Deserialize, Serialize};
 
-use crate::report::RunResult;
+use crate::results::report::RunResult;
 
 /// The done marker's file name inside a run's directory.
 pub const DONE: &str = "run.json";

@@ -8,8 +8,8 @@ use anyhow::{bail, Context};
 
 use super::cells::{self, Cell};
 use super::record;
-use crate::report::{self, RunResult};
-use crate::store::RunDir;
+use crate::results::report::{self, RunResult};
+use crate::results::store::RunDir;
 
 /// A results directory read back.
 pub struct Stored {

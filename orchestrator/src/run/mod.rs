@@ -20,13 +20,13 @@ pub use hosts::RunHost;
 use crate::facts;
 use crate::inventory::{Host, Inventory};
 use crate::net;
-use crate::plot;
 use crate::remote::{Cmd, Conn};
-use crate::report::{self, RunResult};
 use crate::results::cells::{self, Cell};
+use crate::results::plot;
 use crate::results::record;
+use crate::results::report::{self, RunResult};
+use crate::results::store;
 use crate::scenario::{RunSpec, Scenario, TrafficMode};
-use crate::store;
 
 /// How to run.
 pub struct RunOptions {

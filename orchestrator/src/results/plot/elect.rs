@@ -8,7 +8,9 @@ use orch_analysis::elect::Summary;
 use orch_analysis::stats::quantile;
 use orch_common::events::{Event, Record, Role};
 
-use super::{colour, linear_axis, Axis, Frame, Legend, Svg, HEIGHT, LEFT, TITLE_HEIGHT, WIDTH};
+use super::svg::{
+    colour, linear_axis, Axis, Frame, Legend, Svg, HEIGHT, LEFT, TITLE_HEIGHT, WIDTH,
+};
 
 /// The samples of one matrix cell.
 pub struct CellSamples {

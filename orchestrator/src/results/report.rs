@@ -9,7 +9,7 @@ use orch_analysis::ycsb::Report;
 use serde::Serialize;
 
 use crate::results::cells::{self, Cell};
-use crate::store::RunDir;
+use crate::results::store::RunDir;
 
 /// What one run of the matrix produced.
 #[derive(Debug, Clone)]
