@@ -1,6 +1,6 @@
 //! Builds the RTT eBPF program (`../bpf/rtt-ebpf`) with the nightly pinned in
 //! `../bpf/rust-toolchain.toml` and bpf-linker, and leaves it as `$OUT_DIR/rtt-ebpf.o` for
-//! `include_bytes_aligned!` in `src/rtt_ebpf.rs`.
+//! `include_bytes_aligned!` in `src/rtt/ebpf.rs`.
 
 use std::env;
 use std::fs;

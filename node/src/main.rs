@@ -5,9 +5,6 @@ mod elect;
 mod fourlw;
 mod proc;
 mod rtt;
-mod rtt_cmd;
-mod rtt_ebpf;
-mod rtt_source;
 mod stats;
 mod traffic;
 mod ycsb;
@@ -78,7 +75,7 @@ enum Command {
         command: proc::Command,
     },
     /// Live RTT table per destination: eBPF, or netlink sock_diag as fallback (docs/rtt.md).
-    Rtt(rtt_cmd::RttArgs),
+    Rtt(rtt::cmd::RttArgs),
     /// Background TCP between the experiment addresses (see docs/traffic.md).
     Traffic {
         #[command(subcommand)]
@@ -100,7 +97,7 @@ fn main() -> anyhow::Result<()> {
         Command::Elect { config, id } => elect::run(&config, id),
         Command::ElectSummary { files, json } => elect::summary::run(&files, json),
         Command::Proc { command } => proc::run(command),
-        Command::Rtt(args) => rtt_cmd::run(&args),
+        Command::Rtt(args) => rtt::cmd::run(&args),
         Command::Traffic { command } => traffic::run(command),
         Command::Ycsb { args } => ycsb::main(&args),
         Command::Chroot { connect } => ycsb::create_chroot(&connect),

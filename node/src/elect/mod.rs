@@ -21,8 +21,8 @@ use anyhow::Result;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::{interval_at, sleep_until, MissedTickBehavior};
 
+use crate::rtt::source::{self, SourceKind};
 use crate::rtt::{RttSource, Smoothed};
-use crate::rtt_source::{self, SourceKind};
 use config::Config;
 use events::{Event, EventLog, Stats};
 use net::Net;
@@ -106,7 +106,7 @@ impl Runtime {
         let net = Net::bind(&cfg, id).await?;
         let ip = cfg.ips[id];
         let (tcp, rtt_source) = if cfg.tcp_monitor {
-            match rtt_source::open(SourceKind::Auto, ip) {
+            match source::open(SourceKind::Auto, ip) {
                 Ok(opened) => {
                     if let Some(reason) = opened.fallback {
                         log.write(

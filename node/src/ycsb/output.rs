@@ -3,7 +3,7 @@
 //! `StatusThread` for the `-s` lines.
 
 use std::fmt::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use super::measurements::{mean, Buckets, Interval, Measurement, Settings};
 
@@ -251,33 +251,17 @@ fn remaining_time(seconds: i64) -> String {
     out
 }
 
-/// `yyyy-MM-dd HH:mm:ss:SSS` in UTC.
+/// `yyyy-MM-dd HH:mm:ss:SSS` in UTC, as YCSB stamps its status lines.
 fn timestamp(t: SystemTime) -> String {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs() as i64;
-    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}:{:03}",
-        day_secs / 3600,
-        day_secs / 60 % 60,
-        day_secs % 60,
-        since.subsec_millis()
-    )
+    jiff::Timestamp::try_from(t)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .strftime("%Y-%m-%d %H:%M:%S:%3f")
+        .to_string()
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::{Duration, Instant, UNIX_EPOCH};
 
     use hdrhistogram::Histogram;
 

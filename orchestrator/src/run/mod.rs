@@ -6,12 +6,13 @@
 
 mod election;
 mod hosts;
+mod teardown;
+mod traffic;
 mod workload;
 pub mod zookeeper;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::bail;
 
@@ -26,7 +27,7 @@ use crate::results::plot;
 use crate::results::record;
 use crate::results::report::{self, RunResult};
 use crate::results::store;
-use crate::scenario::{RunSpec, Scenario, TrafficMode};
+use crate::scenario::{RunSpec, Scenario};
 
 /// How to run.
 pub struct RunOptions {
@@ -105,7 +106,7 @@ pub async fn run(
                 Err(anyhow::anyhow!("interrupted (Ctrl-C)"))
             }
         };
-        let teardown = teardown(&label, &conns, delays).await;
+        let teardown = teardown::run(&label, &conns, delays).await;
         match (outcome, teardown) {
             (Ok(mut r), Ok(())) => {
                 let max_error_pct = spec.workload.as_ref().map_or(0.0, |w| w.max_error_pct);
@@ -198,7 +199,7 @@ fn resume_dir(
 /// Before an unfinished run is run again: stops whatever the interrupted attempt left running
 /// on the hosts, and moves its directory aside (its logs stay for `orch fetch-logs`).
 async fn set_aside(label: &str, conns: &BTreeMap<String, (Conn, RunHost)>) -> anyhow::Result<()> {
-    teardown(label, conns, None).await?;
+    teardown::run(label, conns, None).await?;
     let stamp = utc_stamp(std::time::SystemTime::now());
     futures::future::try_join_all(
         conns.values().map(|(conn, rh)| {
@@ -393,7 +394,7 @@ async fn one_run(
         measured = Some(serde_json::from_slice(&json)?);
     }
     if let Some(t) = &spec.traffic {
-        start_traffic(inventory, t, label, conns).await?;
+        traffic::start(inventory, t, label, conns).await?;
         eprintln!("   traffic: {} hosts, {:?}", t.hosts.len(), t.mode);
     }
     let ensemble = match &spec.zookeeper {
@@ -481,147 +482,18 @@ fn modes(e: &zookeeper::Ensemble) -> String {
         .join(" ")
 }
 
-/// Background traffic: a mesh process per host, or (rate mode) a sink per host and a paced
-/// sender to every peer, all under `orch-node proc`.
-async fn start_traffic(
-    inventory: &Inventory,
-    plan: &crate::scenario::TrafficPlan,
-    label: &str,
-    conns: &BTreeMap<String, (Conn, RunHost)>,
-) -> anyhow::Result<()> {
-    let ip = |n: &str| {
-        inventory
-            .host(n)
-            .expect("validated")
-            .experiment_ip
-            .to_string()
-    };
-    let port = plan.port.to_string();
-    let mut starts: Vec<(String, String, Vec<String>)> = Vec::new();
-    for name in &plan.hosts {
-        let node = conns[name].1.node();
-        let me = ip(name);
-        let peers: Vec<String> = plan
-            .hosts
-            .iter()
-            .filter(|p| *p != name)
-            .map(|p| ip(p))
-            .collect();
-        let base = |mode: &str| {
-            vec![
-                node.clone(),
-                "traffic".into(),
-                mode.into(),
-                "--bind".into(),
-                me.clone(),
-            ]
-        };
-        match &plan.mode {
-            TrafficMode::Mesh { bytes, interval_ms } => {
-                let mut argv = base("mesh");
-                argv.extend([
-                    "--peers".into(),
-                    peers.join(","),
-                    "--port".into(),
-                    port.clone(),
-                ]);
-                argv.extend([
-                    "--bytes".into(),
-                    bytes.to_string(),
-                    "--interval-ms".into(),
-                    interval_ms.to_string(),
-                ]);
-                starts.push((name.clone(), "traffic".into(), argv));
-            }
-            TrafficMode::Rate { rate, len } => {
-                let mut sink = base("sink");
-                sink.extend(["--port".into(), port.clone()]);
-                starts.push((name.clone(), "traffic-sink".into(), sink));
-                for (i, peer) in peers.iter().enumerate() {
-                    let mut argv = base("rate");
-                    argv.extend(["--peer".into(), peer.clone(), "--port".into(), port.clone()]);
-                    argv.extend(["--rate".into(), rate.clone(), "--len".into(), len.clone()]);
-                    starts.push((name.clone(), format!("traffic-rate-{}", i + 1), argv));
-                }
-            }
-        }
-    }
-    futures::future::try_join_all(starts.iter().map(|(name, proc_name, argv)| async move {
-        let (conn, rh) = &conns[name];
-        hosts::must(
-            conn,
-            &rh.start(label, proc_name, &BTreeMap::new(), argv),
-            "start traffic",
-        )
-        .await
-    }))
-    .await?;
-    Ok(())
-}
-
-/// Stops every process the run started on every host, newest first, then removes the run's
-/// network delays; logs stay.
-async fn teardown(
-    label: &str,
-    conns: &BTreeMap<String, (Conn, RunHost)>,
-    delays: Option<net::AppliedDelays>,
-) -> anyhow::Result<()> {
-    let results = futures::future::join_all(conns.values().map(|(conn, rh)| async move {
-        let out = conn.run(&rh.stop_all(label)).await?;
-        if out.status.success() || out.stderr.contains("No such file") {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!(
-                "{}: stop-all failed: {}",
-                rh.host.name,
-                out.stderr.trim()
-            ))
-        }
-    }))
-    .await;
-    let mut problems: Vec<String> = results
-        .into_iter()
-        .filter_map(|r| r.err().map(|e| format!("{e:#}")))
-        .collect();
-    if let Some(applied) = delays {
-        if let Err(e) = net::remove(applied).await {
-            problems.push(format!("removing delays: {e:#}"));
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        bail!("{}", problems.join("; "))
-    }
-}
-
 /// `YYYYmmdd-HHMMSS` in UTC, for run ids that sort by time.
 fn utc_stamp(t: std::time::SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs();
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+    jiff::Timestamp::try_from(t)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .strftime("%Y%m%d-%H%M%S")
+        .to_string()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

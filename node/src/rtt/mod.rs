@@ -3,6 +3,16 @@
 //! Latency-aware leader election needs, per destination, the smoothed RTT and its variance
 //! (the numbers `ss -ti` shows) and a history of samples. [`RttSource`] abstracts where they
 //! come from so an eBPF source can replace the netlink one without touching the consumers.
+//!
+//! - this module: the samples, their history, the [`RttSource`] trait and [`SockDiag`] (netlink
+//!   `sock_diag`, the fallback);
+//! - [`ebpf`]: the aya eBPF source (`tp_btf` programs, field offsets from BTF in `ebpf/btf.rs`);
+//! - [`source`]: picks one (`--source auto|ebpf|netlink`) and logs why it fell back;
+//! - [`cmd`]: `orch-node rtt`, the live table.
+
+pub mod cmd;
+pub mod ebpf;
+pub mod source;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;

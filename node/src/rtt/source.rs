@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use anyhow::{Context, Result};
 
+use crate::rtt::ebpf::EbpfRtt;
 use crate::rtt::{RttSource, SockDiag};
-use crate::rtt_ebpf::EbpfRtt;
 
 /// Which RTT source to use (`--source`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::rtt::source::{self, SourceKind};
 use crate::rtt::RttSource;
-use crate::rtt_source::{self, SourceKind};
 
 /// Arguments of `orch-node rtt`.
 #[derive(clap::Args, Debug)]
@@ -55,7 +55,7 @@ struct Refresh<'a> {
 
 /// Runs `orch-node rtt`.
 pub fn run(args: &RttArgs) -> Result<()> {
-    let opened = rtt_source::open(args.source, args.src)?;
+    let opened = source::open(args.source, args.src)?;
     if let Some(reason) = &opened.fallback {
         eprintln!("rtt: falling back to netlink sock_diag: {reason}");
     }

@@ -1,0 +1,47 @@
+//! The teardown every run ends with, on success, error and Ctrl-C alike: exactly the processes
+//! the run started are stopped (by their pid records, newest first), then its delays removed.
+//! Logs stay on the hosts for `orch fetch-logs`.
+
+use std::collections::BTreeMap;
+
+use anyhow::bail;
+
+use super::hosts::RunHost;
+use crate::net;
+use crate::remote::Conn;
+
+/// Stops every process the run started on every host, newest first, then removes the run's
+/// network delays; logs stay.
+pub(super) async fn run(
+    label: &str,
+    conns: &BTreeMap<String, (Conn, RunHost)>,
+    delays: Option<net::AppliedDelays>,
+) -> anyhow::Result<()> {
+    let results = futures::future::join_all(conns.values().map(|(conn, rh)| async move {
+        let out = conn.run(&rh.stop_all(label)).await?;
+        if out.status.success() || out.stderr.contains("No such file") {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!(
+                "{}: stop-all failed: {}",
+                rh.host.name,
+                out.stderr.trim()
+            ))
+        }
+    }))
+    .await;
+    let mut problems: Vec<String> = results
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+        .collect();
+    if let Some(applied) = delays {
+        if let Err(e) = net::remove(applied).await {
+            problems.push(format!("removing delays: {e:#}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", problems.join("; "))
+    }
+}
