@@ -1,5 +1,7 @@
 //! What `orch` and `orch-node` must agree on, defined once (the pattern of `bpf/rtt-common`):
 //!
+//! - [`agent`]: orch-node's command line for everything orch starts on hosts (`proc`,
+//!   `traffic`, `elect`, `fourlw`, `chroot`, `ycsb`), parsed by orch-node and built by orch.
 //! - [`replica`]: the replica's configuration (`orch-node elect --config`), which orch builds
 //!   from a scenario's `election:` section and the inventory, and orch-node reads.
 //! - [`events`]: the records of the replica's JSON-lines event log, which orch-node writes and
@@ -7,5 +9,6 @@
 //!
 //! Nothing here does I/O beyond parsing text it is handed.
 
+pub mod agent;
 pub mod events;
 pub mod replica;

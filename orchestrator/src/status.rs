@@ -1,6 +1,8 @@
 //! `orch status`: what is alive on the hosts. Each ZooKeeper server's mode, as
 //! `zkServer.sh status` prints it, and every process a run started that is still running.
 
+use orch_common::agent::proc::StatusRow;
+
 use crate::inventory::{Host, Inventory, Role};
 use crate::output::{table, Progress};
 use crate::remote::{self, quote, Cmd};
@@ -95,7 +97,7 @@ fn parse(host: &str, text: &str) -> Row {
         } else if let Some(mode) = parse_mode(line) {
             row.zookeeper = mode;
         } else if let Some((json, dir)) = line.rsplit_once(' ') {
-            let Ok(records) = serde_json::from_str::<Vec<serde_json::Value>>(json) else {
+            let Ok(records) = serde_json::from_str::<Vec<StatusRow>>(json) else {
                 continue;
             };
             let run = dir
@@ -107,12 +109,8 @@ fn parse(host: &str, text: &str) -> Row {
                 .rev()
                 .collect::<Vec<_>>()
                 .join("/");
-            for r in records.iter().filter(|r| r["alive"] == true) {
-                row.processes.push(format!(
-                    "{run}/{} {}",
-                    r["name"].as_str().unwrap_or("?"),
-                    r["pid"]
-                ));
+            for r in records.iter().filter(|r| r.alive) {
+                row.processes.push(format!("{run}/{} {}", r.name, r.pid));
             }
         }
     }
@@ -121,12 +119,30 @@ fn parse(host: &str, text: &str) -> Row {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn row(name: &str, pid: i32, alive: bool) -> StatusRow {
+        StatusRow {
+            name: name.into(),
+            pid,
+            pgid: pid,
+            alive,
+            processes: usize::from(alive),
+            uptime_s: alive.then_some(12.5),
+            argv: vec!["java".into()],
+            started_unix_ns: 1,
+            log: format!("/h/{name}.log").into(),
+        }
+    }
+
     #[test]
     fn parses_modes_and_live_records() {
-        let text = r#"[{"name":"zookeeper","pid":41,"alive":true},{"name":"traffic","pid":42,"alive":false}] /h/.orch/runs/20261125-1-zk/r01-rep1/proc
-Mode: leader
-"#;
-        let row = super::parse("h1", text);
+        let rows = [row("zookeeper", 41, true), row("traffic", 42, false)];
+        let text = format!(
+            "{} /h/.orch/runs/20261125-1-zk/r01-rep1/proc\nMode: leader\n",
+            serde_json::to_string(&rows).unwrap()
+        );
+        let row = parse("h1", &text);
         assert_eq!(row.zookeeper, "leader");
         assert_eq!(row.processes, ["20261125-1-zk/r01-rep1/zookeeper 41"]);
     }

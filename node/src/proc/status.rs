@@ -5,7 +5,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use serde::Serialize;
+use orch_common::agent::proc::StatusRow;
 
 use super::record::{self, Record};
 use super::{members, procfs};
@@ -13,26 +13,10 @@ use super::{members, procfs};
 /// How often `wait` looks at the process.
 const POLL: Duration = Duration::from_millis(100);
 
-/// One row of `proc status`.
-#[derive(Serialize)]
-struct Row<'a> {
-    name: &'a str,
-    pid: i32,
-    pgid: i32,
-    /// Whether the recorded command itself runs.
-    alive: bool,
-    /// How many of its processes run (the command and what it forked).
-    processes: usize,
-    uptime_s: Option<f64>,
-    argv: &'a [String],
-    started_unix_ns: u64,
-    log: &'a Path,
-}
-
 /// Prints one row per `NAME.pid` in `dir`, oldest first, as a table or a JSON array.
 pub fn status(dir: &Path, json: bool) -> Result<()> {
     let records = record::list(dir)?;
-    let rows: Vec<Row> = records.iter().map(row).collect();
+    let rows: Vec<StatusRow> = records.iter().map(row).collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
@@ -49,16 +33,16 @@ pub fn status(dir: &Path, json: bool) -> Result<()> {
             if r.alive { "yes" } else { "no" },
             r.processes,
             r.uptime_s.map_or("-".into(), human_secs),
-            shell_words(r.argv)
+            shell_words(&r.argv)
         );
     }
     Ok(())
 }
 
-fn row(rec: &Record) -> Row<'_> {
+fn row(rec: &Record) -> StatusRow {
     let alive = rec.leader_alive();
-    Row {
-        name: &rec.name,
+    StatusRow {
+        name: rec.name.clone(),
         pid: rec.pid,
         pgid: rec.pgid,
         alive,
@@ -67,9 +51,9 @@ fn row(rec: &Record) -> Row<'_> {
             .then(|| procfs::uptime_secs(rec.start_time))
             .flatten()
             .map(|s| (s * 100.0).round() / 100.0),
-        argv: &rec.argv,
+        argv: rec.argv.clone(),
         started_unix_ns: rec.started_unix_ns,
-        log: &rec.log,
+        log: rec.log.clone(),
     }
 }
 

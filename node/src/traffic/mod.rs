@@ -8,110 +8,33 @@
 mod listen;
 mod send;
 mod stats;
-mod units;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use clap::{Args, Subcommand};
+use orch_common::agent::traffic::{Common, Traffic};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::{interval, sleep, MissedTickBehavior};
 
 use send::Pace;
 use stats::{Reporter, Stats};
 
-/// The `traffic` subcommands.
-#[derive(Subcommand)]
-pub enum Command {
-    /// Listen on BIND:PORT and keep one connection to every peer's PORT, sending BYTES every
-    /// INTERVAL-MS (tcp_sim.py).
-    Mesh {
-        /// This host's experiment address: listening and source address.
-        #[arg(long)]
-        bind: IpAddr,
-        /// Addresses of the peers, comma-separated; --bind itself is skipped, so every host
-        /// can be given the same list.
-        #[arg(long, value_delimiter = ',', required = true)]
-        peers: Vec<IpAddr>,
-        /// Port every host listens on.
-        #[arg(long)]
-        port: u16,
-        /// Bytes per message.
-        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
-        bytes: u32,
-        /// Milliseconds between messages to one peer.
-        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
-        interval_ms: u64,
-        #[command(flatten)]
-        common: Common,
-    },
-    /// Stream to PEER:PORT at a constant bit rate, paced (iperf3 -c PEER -b RATE -l LEN).
-    Rate {
-        /// Source address.
-        #[arg(long)]
-        bind: IpAddr,
-        /// Receiver (running `traffic sink`).
-        #[arg(long)]
-        peer: IpAddr,
-        /// Receiver's port.
-        #[arg(long)]
-        port: u16,
-        /// Bits per second; K, M, G = 1000, 1000², 1000³ (as iperf3 -b).
-        #[arg(long, default_value = "100K", value_parser = units::parse_rate)]
-        rate: u64,
-        /// Bytes per write; K, M = 1024, 1024² (as iperf3 -l).
-        #[arg(long, default_value = "1K", value_parser = units::parse_len)]
-        len: usize,
-        #[command(flatten)]
-        common: Common,
-    },
-    /// Accept connections on BIND:PORT and discard what arrives (the receiver of `rate`).
-    Sink {
-        /// Listening address.
-        #[arg(long)]
-        bind: IpAddr,
-        /// Listening port.
-        #[arg(long)]
-        port: u16,
-        #[command(flatten)]
-        common: Common,
-    },
-}
-
-/// Options shared by every mode.
-#[derive(Args)]
-pub struct Common {
-    /// Milliseconds to wait before connecting again after a failure.
-    #[arg(long, default_value_t = 1000)]
-    reconnect_ms: u64,
-    /// Exit (with final stats) after this many seconds; default: until SIGTERM/SIGINT.
-    #[arg(long, value_name = "SECS")]
-    duration: Option<u64>,
-    /// Append stats records (JSON lines) to this file instead of stdout.
-    #[arg(long, value_name = "FILE")]
-    log: Option<PathBuf>,
-    /// Milliseconds between stats records.
-    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
-    stats_ms: u64,
-}
-
 /// Runs one `traffic` mode until its duration passes or SIGTERM/SIGINT arrives, then writes
 /// the final stats record and exits cleanly.
-pub fn run(command: Command) -> Result<()> {
+pub fn run(command: Traffic) -> Result<()> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
         .block_on(run_async(command))
 }
 
-async fn run_async(command: Command) -> Result<()> {
+async fn run_async(command: Traffic) -> Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let (stats, common) = match command {
-        Command::Mesh {
+        Traffic::Mesh {
             bind,
             peers,
             port,
@@ -135,13 +58,13 @@ async fn run_async(command: Command) -> Result<()> {
                     bind,
                     to,
                     pace,
-                    common.reconnect(),
+                    reconnect(&common),
                     stats.clone(),
                 ));
             }
             (stats, common)
         }
-        Command::Rate {
+        Traffic::Rate {
             bind,
             peer,
             port,
@@ -162,12 +85,12 @@ async fn run_async(command: Command) -> Result<()> {
                 bind,
                 to,
                 pace,
-                common.reconnect(),
+                reconnect(&common),
                 stats.clone(),
             ));
             (stats, common)
         }
-        Command::Sink { bind, port, common } => {
+        Traffic::Sink { bind, port, common } => {
             let stats = Arc::new(Stats::new("sink", bind, &[]));
             let listener = listen::listen(bind, port)?;
             tokio::spawn(listen::accept_all(listener, stats.clone()));
@@ -192,8 +115,6 @@ async fn run_async(command: Command) -> Result<()> {
     out.write(&stats, true)
 }
 
-impl Common {
-    fn reconnect(&self) -> Duration {
-        Duration::from_millis(self.reconnect_ms)
-    }
+fn reconnect(common: &Common) -> Duration {
+    Duration::from_millis(common.reconnect_ms)
 }

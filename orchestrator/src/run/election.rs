@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use orch_analysis::elect::{self, Summary};
+use orch_common::agent::Agent;
 
 use super::hosts::must;
 use super::RunHost;
@@ -51,14 +52,10 @@ pub async fn start(
             let path = format!("{}/replica.yaml", rh.dir(label));
             conn.upload(text.as_bytes(), text.len() as u64, &path, 0o644)
                 .await?;
-            let argv = [
-                rh.node(),
-                "elect".into(),
-                "--config".into(),
-                path,
-                "--id".into(),
-                id.to_string(),
-            ];
+            let argv = rh.agent(Agent::Elect {
+                config: path.into(),
+                id,
+            });
             must(
                 conn,
                 &rh.start(label, PROC, &BTreeMap::new(), &argv),

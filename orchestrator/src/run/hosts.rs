@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use orch_common::agent::{Agent, Proc};
+
 use crate::inventory::Host;
 use crate::remote::{Cmd, Conn, RemoteError};
 
@@ -37,6 +39,15 @@ impl RunHost {
         format!("{}/bin/orch-node", self.orch_dir)
     }
 
+    /// The command line of `agent` on this host: orch-node and the arguments it parses back.
+    pub fn agent(&self, agent: Agent) -> Vec<String> {
+        [vec![self.node()], agent.argv()].concat()
+    }
+
+    fn proc(&self, command: Proc) -> Cmd {
+        Cmd::new(&self.agent(Agent::Proc { command }))
+    }
+
     /// The directory of one run of the scenario (a matrix combination and repetition).
     pub fn dir(&self, label: &str) -> String {
         format!("{}/{label}", self.run_dir)
@@ -55,53 +66,31 @@ impl RunHost {
         env: &BTreeMap<String, String>,
         argv: &[String],
     ) -> Cmd {
-        let mut cmd = vec![
-            self.node(),
-            "proc".into(),
-            "start".into(),
-            "--dir".into(),
-            self.proc_dir(label),
-            "--name".into(),
-            name.into(),
-            "--cwd".into(),
-            self.dir(label),
-        ];
-        for (k, v) in env {
-            cmd.push("--env".into());
-            cmd.push(format!("{k}={v}"));
-        }
-        cmd.push("--".into());
-        cmd.extend(argv.iter().cloned());
-        Cmd::new(&cmd)
+        self.proc(Proc::Start {
+            dir: self.proc_dir(label).into(),
+            name: name.into(),
+            cwd: Some(self.dir(label).into()),
+            env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            argv: argv.to_vec(),
+        })
     }
 
     /// `orch-node proc wait`: until `name` exits, at most `limit`.
     pub fn wait(&self, label: &str, name: &str, limit: Duration) -> Cmd {
-        Cmd::new(&[
-            self.node(),
-            "proc".into(),
-            "wait".into(),
-            "--dir".into(),
-            self.proc_dir(label),
-            "--name".into(),
-            name.into(),
-            "--timeout".into(),
-            limit.as_secs().max(1).to_string(),
-        ])
+        self.proc(Proc::Wait {
+            dir: self.proc_dir(label).into(),
+            name: name.into(),
+            timeout: Some(limit.as_secs().max(1)),
+        })
         .timeout(Some(limit + Duration::from_secs(10)))
     }
 
     /// `orch-node proc stop-all`: every process of the run, newest first.
     pub fn stop_all(&self, label: &str) -> Cmd {
-        Cmd::new(&[
-            self.node(),
-            "proc".into(),
-            "stop-all".into(),
-            "--dir".into(),
-            self.proc_dir(label),
-            "--grace".into(),
-            "5".into(),
-        ])
+        self.proc(Proc::StopAll {
+            dir: self.proc_dir(label).into(),
+            grace: 5,
+        })
         .timeout(Some(Duration::from_secs(120)))
     }
 }

@@ -2,6 +2,10 @@
 //! paced sender to every peer, each started under `orch-node proc` like every other process.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use orch_common::agent::traffic::{Common, Traffic};
+use orch_common::agent::Agent;
 
 use super::hosts::{self, RunHost};
 use crate::inventory::Inventory;
@@ -16,58 +20,47 @@ pub(super) async fn start(
     label: &str,
     conns: &BTreeMap<String, (Conn, RunHost)>,
 ) -> anyhow::Result<()> {
-    let ip = |n: &str| {
-        inventory
-            .host(n)
-            .expect("validated")
-            .experiment_ip
-            .to_string()
-    };
-    let port = plan.port.to_string();
+    let ip = |n: &str| inventory.host(n).expect("validated").experiment_ip;
     let mut starts: Vec<(String, String, Vec<String>)> = Vec::new();
     for name in &plan.hosts {
-        let node = conns[name].1.node();
-        let me = ip(name);
-        let peers: Vec<String> = plan
+        let rh = &conns[name].1;
+        let bind = ip(name);
+        let peers: Vec<IpAddr> = plan
             .hosts
             .iter()
             .filter(|p| *p != name)
             .map(|p| ip(p))
             .collect();
-        let base = |mode: &str| {
-            vec![
-                node.clone(),
-                "traffic".into(),
-                mode.into(),
-                "--bind".into(),
-                me.clone(),
-            ]
-        };
+        let (port, common) = (plan.port, Common::default());
+        let start = |command| rh.agent(Agent::Traffic { command });
         match &plan.mode {
             TrafficMode::Mesh { bytes, interval_ms } => {
-                let mut argv = base("mesh");
-                argv.extend([
-                    "--peers".into(),
-                    peers.join(","),
-                    "--port".into(),
-                    port.clone(),
-                ]);
-                argv.extend([
-                    "--bytes".into(),
-                    bytes.to_string(),
-                    "--interval-ms".into(),
-                    interval_ms.to_string(),
-                ]);
+                let argv = start(Traffic::Mesh {
+                    bind,
+                    peers,
+                    port,
+                    bytes: *bytes,
+                    interval_ms: u64::from(*interval_ms),
+                    common,
+                });
                 starts.push((name.clone(), "traffic".into(), argv));
             }
             TrafficMode::Rate { rate, len } => {
-                let mut sink = base("sink");
-                sink.extend(["--port".into(), port.clone()]);
+                let sink = start(Traffic::Sink {
+                    bind,
+                    port,
+                    common: common.clone(),
+                });
                 starts.push((name.clone(), "traffic-sink".into(), sink));
-                for (i, peer) in peers.iter().enumerate() {
-                    let mut argv = base("rate");
-                    argv.extend(["--peer".into(), peer.clone(), "--port".into(), port.clone()]);
-                    argv.extend(["--rate".into(), rate.clone(), "--len".into(), len.clone()]);
+                for (i, &peer) in peers.iter().enumerate() {
+                    let argv = start(Traffic::Rate {
+                        bind,
+                        peer,
+                        port,
+                        rate: *rate,
+                        len: *len,
+                        common: common.clone(),
+                    });
                     starts.push((name.clone(), format!("traffic-rate-{}", i + 1), argv));
                 }
             }

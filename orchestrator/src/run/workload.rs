@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use orch_common::agent::Agent;
 
 use super::hosts::{must, RunHost};
 use super::zookeeper::{socket_ip, Ensemble};
@@ -71,12 +72,9 @@ pub async fn run(
     let mut outputs = Vec::new();
     for phase in phases {
         if phase == "load" && plan.ycsb_home.is_some() {
-            let chroot = Cmd::new(&[
-                rh.node(),
-                "chroot".into(),
-                "--connect".into(),
-                connect.clone(),
-            ])
+            let chroot = Cmd::new(&rh.agent(Agent::Chroot {
+                connect: connect.clone(),
+            }))
             .timeout(Some(Duration::from_secs(60)));
             must(conn, &chroot, &format!("create the chroot {connect}")).await?;
         }
@@ -222,7 +220,9 @@ fn ycsb_argv(
             YCSB_ZK_DB.to_string(),
             if phase == "load" { "-load" } else { "-t" }.to_string(),
         ],
-        None => vec![rh.node(), "ycsb".to_string(), phase.to_string()],
+        None => rh.agent(Agent::Ycsb {
+            args: vec![phase.to_string()],
+        }),
     };
     argv.extend(["-s".to_string(), "-P".to_string(), workload.to_string()]);
     argv.extend(["-threads".to_string(), plan.threads.to_string()]);

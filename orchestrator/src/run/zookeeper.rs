@@ -12,12 +12,16 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use orch_common::agent::Agent;
 
 use super::hosts::{must, RunHost};
 use crate::inventory::Inventory;
 use crate::remote::{Cmd, Conn};
 use crate::scenario::ZookeeperPlan;
 use crate::setup::render;
+
+/// How long one four-letter word may take (orch-node's own default).
+const FOURLW_TIMEOUT_MS: u64 = 2000;
 
 /// The mode each server reported, in server order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,13 +141,11 @@ pub async fn start(
     let ask = |name: String, word: &'static str| async move {
         let (conn, rh) = &conns[&name];
         let server = format!("{}:{client_port}", socket_ip(&rh.host.experiment_ip));
-        let cmd = Cmd::new(&[
-            rh.node(),
-            "fourlw".into(),
-            "--server".into(),
+        let cmd = Cmd::new(&rh.agent(Agent::Fourlw {
             server,
-            word.into(),
-        ]);
+            word: word.into(),
+            timeout_ms: FOURLW_TIMEOUT_MS,
+        }));
         conn.run(&cmd).await.map(|o| o.stdout)
     };
 

@@ -14,6 +14,8 @@ use super::{
     builtin_workload, Connect, RunSpec, Scenario, TrafficMode, TrafficPlan, Workload, WorkloadPlan,
     ZookeeperPlan,
 };
+use orch_common::agent::units;
+
 use crate::config::{yaml, ConfigError, Problems};
 use crate::inventory::{Host, Inventory};
 
@@ -241,27 +243,20 @@ impl Checker<'_> {
                             .report(v, &format!("traffic.{f}"), "only for `mode: mesh`");
                     }
                 }
-                let rate = t
-                    .value
-                    .rate
-                    .as_ref()
-                    .map_or("100K".into(), |r| r.value.clone());
-                let len = t
-                    .value
-                    .len
-                    .as_ref()
-                    .map_or("1K".into(), |l| l.value.clone());
-                for (f, v, s) in [("rate", &t.value.rate, &rate), ("len", &t.value.len, &len)] {
-                    if !is_size(s) {
-                        let loc = v.as_ref().map_or(t.referenced, |v| v.referenced);
-                        self.problems.at(
-                            loc,
-                            &format!("traffic.{f}"),
-                            format!("`{s}`: expected a number with an optional K, M or G suffix"),
-                        );
-                    }
+                let rate = self.size(
+                    &t.value.rate,
+                    "rate",
+                    "100K",
+                    t.referenced,
+                    units::parse_rate,
+                );
+                let len = self.size(&t.value.len, "len", "1K", t.referenced, |s| {
+                    units::parse_len(s).map(|n| n as u64)
+                });
+                TrafficMode::Rate {
+                    rate,
+                    len: len as usize,
                 }
-                TrafficMode::Rate { rate, len }
             }
             other => {
                 let at = t
@@ -281,6 +276,26 @@ impl Checker<'_> {
             hosts,
             port: t.value.port.as_ref().map_or(7100, |p| p.value),
             mode,
+        })
+    }
+
+    /// An iperf3-style size of `traffic:` (`100K`), `default` where it is not written; an error
+    /// is reported at the value (0 stands in, the run is not built).
+    fn size(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        field: &str,
+        default: &str,
+        section: Location,
+        parse: fn(&str) -> Result<u64, String>,
+    ) -> u64 {
+        let (text, at) = value
+            .as_ref()
+            .map_or((default, section), |v| (v.value.as_str(), v.referenced));
+        parse(text).unwrap_or_else(|e| {
+            self.problems
+                .at(at, &format!("traffic.{field}"), format!("`{text}`: {e}"));
+            0
         })
     }
 
@@ -415,14 +430,6 @@ impl Checker<'_> {
             max_error_pct,
         })
     }
-}
-
-/// `100`, `100K`, `1.5M`: what iperf3 and `orch-node traffic` accept.
-fn is_size(s: &str) -> bool {
-    let digits = s.trim_end_matches(['K', 'M', 'G', 'k', 'm', 'g']);
-    !digits.is_empty()
-        && digits.len() + 1 >= s.len()
-        && digits.parse::<f64>().is_ok_and(|v| v > 0.0)
 }
 
 #[cfg(test)]

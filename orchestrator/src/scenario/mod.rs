@@ -95,8 +95,8 @@ pub struct TrafficPlan {
 pub enum TrafficMode {
     /// One persistent connection to every peer, `bytes` every `interval_ms` (like tcp_sim.py).
     Mesh { bytes: u32, interval_ms: u32 },
-    /// A paced stream to every peer, like `iperf3 -b RATE -l LEN`.
-    Rate { rate: String, len: String },
+    /// A paced stream to every peer, like `iperf3 -b RATE -l LEN`: bits/s, bytes per write.
+    Rate { rate: u64, len: usize },
 }
 
 /// Which ZooKeeper server(s) the YCSB client connects to.

@@ -278,11 +278,20 @@ fn names_and_repetitions() {
 }
 
 #[test]
-fn sizes() {
-    for ok in ["100K", "1K", "2.5M", "800"] {
-        assert!(is_size(ok), "{ok}");
-    }
-    for bad in ["", "K", "fast", "10KK", "-1K", "0"] {
-        assert!(!is_size(bad), "{bad}");
-    }
+fn traffic_sizes_are_what_orch_node_accepts() {
+    let run = |extra: &str| {
+        let text = format!("name: t\ntraffic:\n  mode: rate\n{extra}");
+        parse(&text).map(|s| s.runs[0].traffic.clone().unwrap().mode)
+    };
+    assert_eq!(
+        run("  rate: 1.5M\n").unwrap(),
+        TrafficMode::Rate {
+            rate: 1_500_000,
+            len: 1024
+        }
+    );
+    let e = run("  len: 1G\n").unwrap_err().to_string();
+    assert!(e.contains("traffic.len: `1G`: the length must be 1 to"), "{e}");
+    let e = run("  rate: 0\n").unwrap_err().to_string();
+    assert!(e.contains("traffic.rate: `0`: the rate must be above 0"), "{e}");
 }

@@ -1,4 +1,5 @@
-//! Size and rate arguments in iperf3's notation, so `-b 100K -l 1K` translate one to one.
+//! Size and rate arguments in iperf3's notation, so `-b 100K -l 1K` translate one to one; the
+//! scenario's `traffic.rate` and `traffic.len` are checked by the same functions.
 
 /// Parses a bit rate: `100K` is 100 000 bits/s; K, M, G are powers of 1000 as in `iperf3 -b`.
 pub fn parse_rate(s: &str) -> Result<u64, String> {
