@@ -6,7 +6,7 @@
 //! group has members), or carries the record's token in its environment (descendants that
 //! outlived the command or left its group).
 
-use super::procfs;
+use super::lookup;
 use super::record::Record;
 
 /// One running process of a record.
@@ -24,17 +24,17 @@ pub struct Member {
 pub fn find(record: &Record, group: bool) -> Vec<Member> {
     let token = record.token_entry();
     let me = std::process::id() as i32;
-    procfs::pids()
+    lookup::pids()
         .into_iter()
         .filter(|&pid| pid != me)
         .filter_map(|pid| {
-            let stat = procfs::stat(pid)?;
+            let stat = lookup::stat(pid)?;
             if !stat.is_alive() || stat.start_time < record.start_time {
                 return None;
             }
             let in_group = group && stat.pgrp == record.pgid;
             let leader = pid == record.pid && stat.start_time == record.start_time;
-            let marked = || token.as_deref().is_some_and(|t| procfs::has_env(pid, t));
+            let marked = || token.as_deref().is_some_and(|t| lookup::has_env(pid, t));
             (in_group || leader || marked()).then_some(Member { pid, in_group })
         })
         .collect()

@@ -5,8 +5,8 @@
 //! a token in its environment (see [`members`]). `start` returns at once, so the SSH command
 //! that runs it does too. See docs/proc.md.
 
+mod lookup;
 mod members;
-mod procfs;
 mod record;
 mod start;
 mod status;

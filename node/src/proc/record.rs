@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::procfs;
+use super::lookup;
 
 /// Environment variable carrying [`Record::token`] into the started process and everything it
 /// forks, so `stop` finds descendants that outlived the group leader.
@@ -56,7 +56,7 @@ pub struct Stopped {
 impl Record {
     /// Whether the recorded command itself is running (same pid and start time).
     pub fn leader_alive(&self) -> bool {
-        procfs::stat(self.pid).is_some_and(|s| s.is_alive() && s.start_time == self.start_time)
+        lookup::stat(self.pid).is_some_and(|s| s.is_alive() && s.start_time == self.start_time)
     }
 
     /// The `K=V` entry marking its processes, if the record has a token.

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 
 use super::record::{self, Record, TOKEN_VAR};
-use super::{members, procfs};
+use super::{lookup, members};
 
 /// What to start and where to keep its record and log.
 pub struct Start<'a> {
@@ -90,7 +90,7 @@ pub fn run(s: &Start) -> Result<()> {
     let pid = child.id() as i32;
     // The child is not reaped before we exit, so its /proc entry exists even if it already
     // ended.
-    let stat = procfs::stat(pid).context("the started process vanished from /proc")?;
+    let stat = lookup::stat(pid).context("the started process vanished from /proc")?;
     let rec = Record {
         name: s.name.to_string(),
         pid,

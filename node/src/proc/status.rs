@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use orch_common::agent::proc::StatusRow;
 
 use super::record::{self, Record};
-use super::{members, procfs};
+use super::{lookup, members};
 
 /// How often `wait` looks at the process.
 const POLL: Duration = Duration::from_millis(100);
@@ -48,7 +48,7 @@ fn row(rec: &Record) -> StatusRow {
         alive,
         processes: members::find(rec, alive).len(),
         uptime_s: alive
-            .then(|| procfs::uptime_secs(rec.start_time))
+            .then(|| lookup::uptime_secs(rec.start_time))
             .flatten()
             .map(|s| (s * 100.0).round() / 100.0),
         argv: rec.argv.clone(),

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
+use super::lookup;
 use super::members::{self, Member};
-use super::procfs;
 use super::record::{self, Record, Stopped};
 
 /// How often the process table is checked while waiting for processes to end.
@@ -61,14 +61,14 @@ fn stop(dir: &Path, mut rec: Record, grace: Duration) -> Result<()> {
     let group = rec.leader_alive();
     let first = members::find(&rec, group);
     let (outcome, processes) = if first.is_empty() {
-        let reused = procfs::stat(rec.pid).filter(|s| s.is_alive());
+        let reused = lookup::stat(rec.pid).filter(|s| s.is_alive());
         match reused {
             Some(_) => {
                 println!(
                     "{name}: pid {} had exited and now belongs to another process ({}); \
                      left alone",
                     rec.pid,
-                    procfs::comm(rec.pid)
+                    lookup::comm(rec.pid)
                 );
                 ("pid-reused", 0)
             }

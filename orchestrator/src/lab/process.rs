@@ -2,11 +2,11 @@
 //! signalled.
 
 use std::collections::BTreeSet;
-use std::fs;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use procfs::process::{Process, Stat};
 use serde::{Deserialize, Serialize};
 
 /// How long processes get to exit after SIGTERM before they are sent SIGKILL.
@@ -22,19 +22,12 @@ pub(super) struct ProcId {
     pub start_time: u64,
 }
 
-/// The fields of `/proc/<pid>/stat` the lab needs.
-struct Stat {
-    state: char,
-    ppid: u32,
-    start_time: u64,
-}
-
 impl ProcId {
     /// The process that currently has `pid`, if any.
     pub(super) fn of(pid: u32) -> Option<ProcId> {
         read_stat(pid).map(|stat| ProcId {
             pid,
-            start_time: stat.start_time,
+            start_time: stat.starttime,
         })
     }
 
@@ -42,56 +35,36 @@ impl ProcId {
     /// parent may never reap it (some container inits do not).
     pub(super) fn is_running(&self) -> bool {
         read_stat(self.pid)
-            .is_some_and(|s| s.start_time == self.start_time && !matches!(s.state, 'Z' | 'X'))
+            .is_some_and(|s| s.starttime == self.start_time && !matches!(s.state, 'Z' | 'X'))
     }
 
     /// The command name, for messages.
     pub(super) fn comm(&self) -> String {
-        fs::read_to_string(format!("/proc/{}/comm", self.pid))
-            .map(|c| c.trim().to_string())
-            .unwrap_or_else(|_| "?".into())
+        read_stat(self.pid).map_or_else(|| "?".into(), |s| s.comm)
     }
 }
 
 fn read_stat(pid: u32) -> Option<Stat> {
-    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
-/// Parses a `/proc/<pid>/stat` line; the command name may contain spaces and parentheses, so the
-/// fields are counted from the last `)`.
-fn parse_stat(line: &str) -> Option<Stat> {
-    let rest = &line[line.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(Stat {
-        state: fields.first()?.chars().next()?,
-        ppid: fields.get(1)?.parse().ok()?,
-        start_time: fields.get(19)?.parse().ok()?,
-    })
+    Process::new(i32::try_from(pid).ok()?).ok()?.stat().ok()
 }
 
 /// The running children of `parent`.
 pub(super) fn children_of(parent: ProcId) -> Vec<ProcId> {
-    let Ok(entries) = fs::read_dir("/proc") else {
+    let Ok(all) = procfs::process::all_processes() else {
         return Vec::new();
     };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| read_stat(pid).is_some_and(|s| s.ppid == parent.pid && s.state != 'Z'))
-        .filter_map(ProcId::of)
+    all.filter_map(|p| p.ok()?.stat().ok())
+        .filter(|s| u32::try_from(s.ppid) == Ok(parent.pid) && s.state != 'Z')
+        .filter_map(|s| ProcId::of(u32::try_from(s.pid).ok()?))
         .collect()
 }
 
 /// True if `proc` is pid 1 of a pid namespace below ours (the last `NSpid` entry is 1).
 pub(super) fn is_namespace_init(proc: ProcId) -> bool {
-    let Ok(status) = fs::read_to_string(format!("/proc/{}/status", proc.pid)) else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("NSpid:"))
-        .map(|ids| ids.split_whitespace().collect::<Vec<_>>())
-        .is_some_and(|ids| ids.len() > 1 && ids.last() == Some(&"1"))
+    i32::try_from(proc.pid)
+        .ok()
+        .and_then(|pid| Process::new(pid).ok()?.status().ok()?.nspid)
+        .is_some_and(|ids| ids.len() > 1 && ids.last() == Some(&1))
 }
 
 /// Stops `procs`: SIGTERM, up to 2 s to exit, then SIGKILL. Returns those still running.
@@ -137,12 +110,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stat_fields_are_counted_after_the_command_name() {
-        let line = "42 (a (b) c) S 7 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 98765 1 2 3";
-        let stat = parse_stat(line).unwrap();
-        assert_eq!(stat.state, 'S');
-        assert_eq!(stat.ppid, 7);
-        assert_eq!(stat.start_time, 98765);
+    fn a_child_is_found_and_is_no_namespace_init() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let me = ProcId::of(std::process::id()).unwrap();
+        let found = children_of(me);
+        let pid = child.id();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(found.iter().any(|c| c.pid == pid), "{found:?}");
+        assert!(!is_namespace_init(me));
     }
 
     #[test]
