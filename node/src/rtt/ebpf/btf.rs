@@ -1,205 +1,64 @@
-//! Struct field offsets from BTF, the kernel's description of its own types
-//! (`/sys/kernel/btf/vmlinux`), so the eBPF program reads `struct tcp_sock` at the offsets of the
-//! running kernel instead of compiled-in ones.
-//!
-//! Only what that needs: find a struct by name and follow a path of member names, looking
-//! through anonymous structs and unions the way C member access does.
+//! Field offsets of kernel structs from the kernel's BTF (`/sys/kernel/btf/vmlinux`), read with
+//! the `btfparse` crate; anonymous unions and structs, typedefs and qualifiers are walked
+//! through, so `__sk_common.skc_daddr` is found wherever the kernel's layout puts it.
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use btfparse::{Offset, Readable, TypeInformation};
 
-const MAGIC: u16 = 0xeb9f;
-const HEADER_LEN: usize = 24;
-
-const KIND_STRUCT: u32 = 4;
-const KIND_UNION: u32 = 5;
-const KIND_TYPEDEF: u32 = 8;
-const KIND_VOLATILE: u32 = 9;
-const KIND_CONST: u32 = 10;
-const KIND_RESTRICT: u32 = 11;
-const KIND_TYPE_TAG: u32 = 18;
-
-/// What is kept of one BTF type.
-enum Type {
-    /// A struct or union with its members.
-    Composite {
-        is_struct: bool,
-        name: u32,
-        members: Vec<Member>,
-    },
-    /// typedef / const / volatile / restrict / type tag of another type id.
-    Alias(u32),
-    /// Anything else (ints, pointers, functions...): never walked into.
-    Other,
-}
-
-struct Member {
-    name: u32,
-    ty: u32,
-    bit_offset: u32,
-}
-
-/// Parsed type section and string table of one BTF blob.
-pub struct Btf {
-    strings: Vec<u8>,
-    /// Indexed by type id; id 0 is `void`.
-    types: Vec<Type>,
-}
+/// The type information of one BTF blob.
+pub struct Btf(TypeInformation);
 
 impl Btf {
     /// Parses a raw BTF blob in host byte order (as the kernel exposes it).
     pub fn parse(data: &[u8]) -> Result<Self> {
-        ensure!(data.len() >= HEADER_LEN, "BTF data too short");
-        ensure!(
-            u16::from_ne_bytes([data[0], data[1]]) == MAGIC,
-            "not BTF data in host byte order (bad magic)"
-        );
-        let hdr_len = word(data, 4)? as usize;
-        let section = |off: usize, len: usize| {
-            let start = hdr_len + word(data, off)? as usize;
-            let end = start + word(data, len)? as usize;
-            data.get(start..end)
-                .context("BTF section beyond the end of the data")
-        };
-        let type_data = section(8, 12)?;
-        let strings = section(16, 20)?.to_vec();
-
-        let mut types = vec![Type::Other];
-        let mut at = 0;
-        while at < type_data.len() {
-            let (ty, len) = parse_type(type_data, at)?;
-            types.push(ty);
-            at += len;
-        }
-        Ok(Self { strings, types })
+        TypeInformation::new(&Bytes(data))
+            .map(Btf)
+            .map_err(|e| anyhow!("not BTF data: {e:?}"))
     }
 
     /// Byte offset of `path` (member names, outermost first) inside struct `name`.
     pub fn member_offset(&self, name: &str, path: &[&str]) -> Result<u32> {
-        let mut id = self
-            .types
-            .iter()
-            .position(|t| match t {
-                Type::Composite {
-                    is_struct: true,
-                    name: n,
-                    members,
-                } => !members.is_empty() && self.name(*n) == name,
-                _ => false,
-            })
+        let id = self
+            .0
+            .id_of(name)
             .with_context(|| format!("the kernel's BTF has no struct {name}"))?;
-        let mut bits = 0;
-        for (depth, member) in path.iter().enumerate() {
-            let (offset, ty) = self.find(id as u32, member).with_context(|| {
-                format!(
-                    "the kernel's BTF has no member {} in struct {name}",
-                    path[..=depth].join(".")
-                )
-            })?;
-            bits += offset;
-            id = ty as usize;
+        let path = path.join(".");
+        match self.0.offset_of(id, &path) {
+            Ok((_, Offset::ByteOffset(bytes))) => Ok(bytes),
+            Ok((_, Offset::BitOffsetAndSize(..))) => bail!("{name}.{path} is a bit field"),
+            Err(_) => bail!("the kernel's BTF has no member {path} in struct {name}"),
         }
-        if bits % 8 != 0 {
-            bail!("{name}.{} is a bit field", path.join("."));
-        }
-        Ok(bits / 8)
-    }
-
-    /// (bit offset, type id) of member `name` of composite `id`, also inside anonymous members.
-    fn find(&self, id: u32, name: &str) -> Option<(u32, u32)> {
-        let Type::Composite { members, .. } = self.resolve(id)? else {
-            return None;
-        };
-        members.iter().find_map(|m| match self.name(m.name) {
-            n if n == name => Some((m.bit_offset, m.ty)),
-            "" => self
-                .find(m.ty, name)
-                .map(|(bits, ty)| (m.bit_offset + bits, ty)),
-            _ => None,
-        })
-    }
-
-    /// The type behind typedefs and qualifiers.
-    fn resolve(&self, mut id: u32) -> Option<&Type> {
-        // A chain longer than the type table would be a cycle.
-        for _ in 0..self.types.len() {
-            match self.types.get(id as usize)? {
-                Type::Alias(next) => id = *next,
-                t => return Some(t),
-            }
-        }
-        None
-    }
-
-    fn name(&self, offset: u32) -> &str {
-        let rest = self.strings.get(offset as usize..).unwrap_or_default();
-        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-        std::str::from_utf8(&rest[..end]).unwrap_or_default()
     }
 }
 
-/// Reads a host-order u32 at `at`.
-fn word(data: &[u8], at: usize) -> Result<u32> {
-    let b = data
-        .get(at..at + 4)
-        .context("BTF data ends inside a record")?;
-    Ok(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-}
+/// A BTF blob in memory, as btfparse reads it.
+struct Bytes<'a>(&'a [u8]);
 
-/// One type record at `at`: what is kept of it and its length in bytes.
-fn parse_type(data: &[u8], at: usize) -> Result<(Type, usize)> {
-    let name = word(data, at)?;
-    let info = word(data, at + 4)?;
-    let size_or_type = word(data, at + 8)?;
-    let vlen = (info & 0xffff) as usize;
-    let kind = (info >> 24) & 0x1f;
-    let kind_flag = info >> 31 == 1;
-    let extra = match kind {
-        // ptr, fwd, typedef, volatile, const, restrict, func, float, type tag
-        2 | 7..=12 | 16 | 18 => 0,
-        // int, var, decl tag
-        1 | 14 | 17 => 4,
-        // array
-        3 => 12,
-        // struct, union, datasec, enum64
-        4 | 5 | 15 | 19 => 12 * vlen,
-        // enum, func proto
-        6 | 13 => 8 * vlen,
-        _ => bail!("unknown BTF type kind {kind} (a newer kernel than this parser knows)"),
-    };
-    let ty = match kind {
-        KIND_STRUCT | KIND_UNION => {
-            let mut members = Vec::with_capacity(vlen);
-            for i in 0..vlen {
-                let m = at + 12 + 12 * i;
-                let offset = word(data, m + 8)?;
-                members.push(Member {
-                    name: word(data, m)?,
-                    ty: word(data, m + 4)?,
-                    // With kind_flag the top 8 bits hold a bit-field size.
-                    bit_offset: if kind_flag {
-                        offset & 0xff_ffff
-                    } else {
-                        offset
-                    },
-                });
-            }
-            Type::Composite {
-                is_struct: kind == KIND_STRUCT,
-                name,
-                members,
-            }
+impl Readable for Bytes<'_> {
+    fn read(&self, offset: u64, buffer: &mut [u8]) -> btfparse::Result<()> {
+        use btfparse::{Error, ErrorKind};
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        if start >= self.0.len() {
+            return Err(Error::new(ErrorKind::EOF, "no bytes left to read"));
         }
-        KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
-            Type::Alias(size_or_type)
-        }
-        _ => Type::Other,
-    };
-    Ok((ty, 12 + extra))
+        let source = start
+            .checked_add(buffer.len())
+            .and_then(|end| self.0.get(start..end))
+            .ok_or_else(|| Error::new(ErrorKind::InvalidOffset, "read beyond the BTF data"))?;
+        buffer.copy_from_slice(source);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MAGIC: u16 = 0xeb9f;
+    const HEADER_LEN: usize = 24;
+    const KIND_STRUCT: u32 = 4;
+    const KIND_UNION: u32 = 5;
+    const KIND_TYPEDEF: u32 = 8;
 
     /// Little BTF blob builder: types are appended in id order (first is id 1).
     #[derive(Default)]
