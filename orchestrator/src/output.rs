@@ -29,7 +29,8 @@ impl Progress {
     /// A bar over `total_bytes` sent to `hosts` hosts when stderr is a terminal (advanced by
     /// [`Progress::sent`]); a plain line per finished host otherwise.
     pub fn bytes(what: &str, hosts: usize, total_bytes: u64) -> Progress {
-        let counts = "{bytes}/{total_bytes} {bytes_per_sec}";
+        // Decimal units, like the sizes in the plan and summary lines (`human_bytes`).
+        let counts = "{decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec}";
         Progress::with_bar(what, hosts, total_bytes, counts, true)
     }
 
