@@ -66,15 +66,10 @@ fn stop(dir: &Path, name: &str) -> String {
     ]))
 }
 
-/// (state, pgrp, start time) from /proc/PID/stat.
+/// (state, pgrp, start time) of `pid`, read with the procfs crate.
 fn stat(pid: i32) -> Option<(char, i32, u64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let f: Vec<&str> = s[s.rfind(')')? + 1..].split_whitespace().collect();
-    Some((
-        f[0].chars().next()?,
-        f[2].parse().ok()?,
-        f[19].parse().ok()?,
-    ))
+    let s = procfs::process::Process::new(pid).ok()?.stat().ok()?;
+    Some((s.state, s.pgrp, s.starttime))
 }
 
 /// Running (not zombie) and still the process that had `start_time`.
@@ -82,27 +77,13 @@ fn alive(pid: i32, start_time: u64) -> bool {
     stat(pid).is_some_and(|(st, _, t)| st != 'Z' && t == start_time)
 }
 
-fn comm(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
 /// Running processes of group `pgid` named `name`, as (pid, start time).
 fn in_group(pgid: i32, name: &str) -> Vec<(i32, u64)> {
-    let mut v = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if let Some((st, pg, t)) = stat(pid) {
-            if pg == pgid && st != 'Z' && comm(pid) == name {
-                v.push((pid, t));
-            }
-        }
-    }
-    v
+    let all = procfs::process::all_processes().unwrap();
+    all.filter_map(|p| p.ok()?.stat().ok())
+        .filter(|s| s.pgrp == pgid && s.state != 'Z' && s.comm == name)
+        .map(|s| (s.pid, s.starttime))
+        .collect()
 }
 
 /// SIGKILLs the recorded (pid, start time) pairs still running when dropped, so a failing

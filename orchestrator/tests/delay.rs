@@ -23,7 +23,7 @@ use orch::net::{self, DelaySpec};
 
 mod common;
 
-use common::{text, Lab};
+use common::{procs, text, Lab};
 
 /// One-way delays of the matrix, both ways: (from, to, ms).
 const MATRIX: [(usize, usize, f64); 3] = [(1, 2, 5.0), (1, 3, 20.0), (2, 3, 40.0)];
@@ -83,8 +83,7 @@ impl Lab {
             .unwrap();
         let mut killed = 0;
         for pid in text(&pids.stdout).split_whitespace() {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if comm.trim() == "orch-node" {
+            if pid.parse().is_ok_and(|pid| procs::comm(pid) == "orch-node") {
                 Command::new("kill").args(["-9", pid]).status().unwrap();
                 killed += 1;
             }

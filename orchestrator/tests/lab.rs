@@ -9,10 +9,13 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use orch::lab::{self, LabInfo, LabSpec};
+
+mod common;
+
+use common::{procs, wait_until};
 
 /// The state parent all tests share (the environment is per process). A fixed directory rather
 /// than a fresh temporary one, so a lab left by a killed earlier run is found and removed.
@@ -25,14 +28,8 @@ fn setup() {
     static READY: OnceLock<()> = OnceLock::new();
     READY.get_or_init(|| {
         std::env::set_var("ORCH_LAB_DIR", LAB_ROOT);
-        let root = fs::read_to_string("/proc/self/status")
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1).map(|euid| euid == "0"))
-            .unwrap_or(false);
         assert!(
-            root,
+            procs::is_root(),
             "the lab tests need root (they create network namespaces)"
         );
         assert!(
@@ -122,43 +119,12 @@ fn ip(args: &[&str]) -> String {
 }
 
 /// (pid, start time) of every process in network namespace `ns`.
-fn processes_in(ns: &str) -> Vec<(u32, String)> {
+fn processes_in(ns: &str) -> Vec<(u32, u64)> {
     ip(&["netns", "pids", ns])
         .lines()
         .filter_map(|l| l.trim().parse().ok())
-        .filter_map(|pid| Some((pid, stat(pid)?.1)))
+        .filter_map(|pid| Some((pid, procs::stat(pid)?.1)))
         .collect()
-}
-
-/// (state, start time) from /proc/<pid>/stat.
-fn stat(pid: u32) -> Option<(String, String)> {
-    let line = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<String> = line[line.rfind(')')? + 1..]
-        .split_whitespace()
-        .map(String::from)
-        .collect();
-    Some((fields[0].clone(), fields[19].clone()))
-}
-
-/// True if the process is still running (a zombie is not: this machine's init may never reap).
-fn running(pid: u32, start_time: &str) -> bool {
-    stat(pid).is_some_and(|(state, start)| start == start_time && state != "Z")
-}
-
-fn is_namespace_init(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("NSpid:"))
-        .is_some_and(|ids| ids.split_whitespace().count() > 1 && ids.trim_end().ends_with("\t1"))
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -207,7 +173,7 @@ fn hosts_are_isolated_and_down_removes_everything() {
         "host2 sees host1's processes"
     );
 
-    let processes: Vec<(u32, String)> = info
+    let processes: Vec<(u32, u64)> = info
         .hosts
         .iter()
         .flat_map(|h| processes_in(&h.netns))
@@ -226,7 +192,10 @@ fn hosts_are_isolated_and_down_removes_everything() {
         "{links}"
     );
     for (pid, start) in &processes {
-        assert!(!running(*pid, start), "pid {pid} survived `lab down`");
+        assert!(
+            !procs::running(*pid, *start),
+            "pid {pid} survived `lab down`"
+        );
     }
     assert!(!dir.exists());
     assert_eq!(ip(&["-o", "route", "show", "root", "10.201.0.0/16"]), "");
@@ -245,14 +214,16 @@ fn status_notices_a_dead_sshd() {
     let sshd = processes_in(&host2.netns)
         .into_iter()
         .map(|(pid, _)| pid)
-        .find(|&pid| is_namespace_init(pid))
+        .find(|&pid| procs::is_namespace_init(pid))
         .expect("host2 has an sshd as pid 1 of its pid namespace");
     assert!(Command::new("kill")
         .arg(sshd.to_string())
         .status()
         .unwrap()
         .success());
-    wait_until("host2's port 22 closes", || !tcp_open(host2.address));
+    wait_until("host2's port 22 closes", Duration::from_secs(3), || {
+        !tcp_open(host2.address)
+    });
     assert!(!lab::status("lt2").unwrap());
     assert!(tcp_open(info.hosts[0].address), "host1 must be unaffected");
 }
