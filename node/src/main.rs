@@ -4,6 +4,7 @@ mod delay;
 mod elect;
 mod fourlw;
 mod proc;
+mod relay;
 mod rtt;
 mod stats;
 mod traffic;
@@ -43,6 +44,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve this host's artifacts to the other hosts of an `orch setup` (token on stdin).
+    RelayServe {
+        /// The artifacts directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address to listen on; port 0 picks a free one (printed as `port N`).
+        #[arg(long, default_value = "0.0.0.0:0")]
+        listen: String,
+    },
     /// Live RTT table per destination: eBPF, or netlink sock_diag as fallback (docs/rtt.md).
     Rtt(rtt::cmd::RttArgs),
     /// What orch starts on hosts; its command line is defined in orch-common, so that orch
@@ -55,6 +65,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Delay { rules, show } => delay::run(&rules, show),
         Command::ElectSummary { files, json } => elect::summary::run(&files, json),
+        Command::RelayServe { dir, listen } => relay::serve(&dir, &listen),
         Command::Rtt(args) => rtt::cmd::run(&args),
         Command::Agent(agent) => run(agent),
     }

@@ -88,6 +88,10 @@ struct SetupArgs {
     /// An Apache ZooKeeper binary tarball to install instead of the inventory's.
     #[arg(long, value_name = "TARBALL")]
     zookeeper: Option<PathBuf>,
+    /// Send each artifact once to a seed host and let the other hosts fetch it from there
+    /// (auto: when at least 4 hosts need an upload).
+    #[arg(long, value_enum, default_value = "auto")]
+    relay: setup::relay::Mode,
 }
 
 #[derive(Args, Debug)]
@@ -156,6 +160,10 @@ enum LabCommand {
         /// experiment addresses A.B.i.2 move to eth1.
         #[arg(long, value_name = "C.D", num_args = 0..=1)]
         control_net: Option<Option<String>>,
+        /// Limit what this machine sends into the lab to RATE (tc units: 20mbit, 512kbit), as
+        /// a laptop's uplink would; traffic between hosts is not limited.
+        #[arg(long, value_name = "RATE")]
+        uplink: Option<String>,
     },
     /// Show each lab host and whether its sshd answers.
     Status {
@@ -234,6 +242,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             net,
             user,
             control_net,
+            uplink,
         }) => {
             let net = parse_net("--net", &net)?;
             let control_net = match control_net {
@@ -248,6 +257,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 inventory_out: cli.inventory,
                 user,
                 control_net,
+                uplink,
             };
             let info = lab::up(&spec)?;
             println!(
@@ -327,6 +337,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 dry_run: args.dry_run,
                 zookeeper: args.zookeeper,
                 parallel: cli.parallel,
+                relay: args.relay,
             };
             let summary = runtime()?.block_on(setup::run(&inv, &hosts, &opts))?;
             summary.print();

@@ -47,6 +47,7 @@ fn spec(name: &str, hosts: usize, net: [u8; 2]) -> LabSpec {
         inventory_out: None,
         user: None,
         control_net: None,
+        uplink: None,
     }
 }
 

@@ -155,7 +155,9 @@ fn cold_setup_installs_everything_and_a_rerun_only_verifies() {
     let cold = lab.setup(&inv, &[]);
     let shown = ok(&cold, "cold setup");
     assert!(shown.contains("5 hosts, 5 ok, 0 failed"), "{shown}");
-    assert!(bytes_sent(&cold) > 5 * 8_000_000, "{shown}");
+    // One copy leaves the controller (orch-node gzipped); the hosts relay it to each other.
+    assert!(bytes_sent(&cold) > 8_000_000, "{shown}");
+    assert!(shown.contains("relayed between hosts"), "{shown}");
 
     let servers: Vec<String> = (1..=5)
         .map(|j| format!("server.{j}=10.225.{j}.2:4888:5888"))

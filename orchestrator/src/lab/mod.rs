@@ -12,6 +12,7 @@ mod process;
 mod sshd;
 mod state;
 mod teardown;
+mod uplink;
 mod user;
 
 use std::fs;
@@ -51,6 +52,8 @@ pub struct LabSpec {
     /// First two octets of a separate control network for SSH (`eth0`, C.D.i.2); the
     /// experiment addresses are then on `eth1`.
     pub control_net: Option<[u8; 2]>,
+    /// Limit what this machine sends into the lab to this rate (tc's syntax, `20mbit`).
+    pub uplink: Option<String>,
 }
 
 /// A lab that is up.
@@ -119,10 +122,11 @@ pub fn up(spec: &LabSpec) -> Result<LabInfo> {
         control_net: spec.control_net,
         control_bridge: None,
         user: None,
+        uplink: None,
     };
     let built = state
         .save(&dir)
-        .and_then(|()| build(&mut state, &dir, spec.user.as_deref()));
+        .and_then(|()| build(&mut state, &dir, spec));
     built.map_err(|err| roll_back(err, &mut state, &dir))
 }
 
@@ -168,6 +172,9 @@ pub fn status(name: &str) -> Result<bool> {
     }
     if let Some(u) = &state.user {
         println!("user: {} (passwordless sudo)", u.name);
+    }
+    if let Some(u) = &state.uplink {
+        println!("uplink: {} on {}", u.rate, u.device);
     }
     println!("inventory: {}", state.inventory.display());
     if !state.complete {
@@ -224,6 +231,9 @@ fn validate(spec: &LabSpec) -> Result<()> {
     }
     if let Some(name) = &spec.user {
         user::validate_name(name)?;
+    }
+    if let Some(rate) = &spec.uplink {
+        uplink::parse_rate(rate)?;
     }
     Ok(())
 }
@@ -338,7 +348,7 @@ fn create_state_dir(dir: &Path, name: &str) -> Result<()> {
 }
 
 /// Creates the lab's resources in order, recording each in `state` first.
-fn build(state: &mut State, dir: &Path, user: Option<&str>) -> Result<LabInfo> {
+fn build(state: &mut State, dir: &Path, spec: &LabSpec) -> Result<LabInfo> {
     let hosts = lab_hosts(&state.name, state.hosts, state.net, state.control_net);
     let host_dirs: Vec<HostDir> = (1..=hosts.len())
         .map(|i| HostDir(dir.join("hosts").join(format!("h{i}"))))
@@ -351,11 +361,14 @@ fn build(state: &mut State, dir: &Path, user: Option<&str>) -> Result<LabInfo> {
             .create()
             .with_context(|| format!("{}: preparing {}", host.name, host_dir.0.display()))?;
     }
-    if let Some(name) = user {
+    if let Some(name) = &spec.user {
         create_user(state, dir, name, &host_dirs)?;
     }
     write_known_hosts(dir, &hosts, &host_dirs)?;
     create_network(state, dir, &hosts)?;
+    if let Some(rate) = &spec.uplink {
+        limit_uplink(state, dir, rate)?;
+    }
     start_hosts(state, dir, &hosts, &host_dirs)?;
     write_inventories(state, dir, &hosts)?;
     state.record(dir, |s| s.complete = true)?;
@@ -479,6 +492,20 @@ fn create_network(state: &mut State, dir: &Path, hosts: &[LabHost]) -> Result<()
         })?;
     }
     Ok(())
+}
+
+/// Shapes the bridge this machine reaches the hosts' sshd through (recorded first).
+fn limit_uplink(state: &mut State, dir: &Path, rate: &str) -> Result<()> {
+    let device = match state.control_net {
+        Some(_) => net::control_bridge_name(&state.name),
+        None => net::bridge_name(&state.name),
+    };
+    let limit = uplink::Uplink {
+        device,
+        rate: uplink::parse_rate(rate)?,
+    };
+    state.record(dir, |s| s.uplink = Some(limit.clone()))?;
+    uplink::shape(&limit).with_context(|| format!("limiting {} to {rate}", limit.device))
 }
 
 /// Starts every host's sshd and waits until all accept connections.

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::process::ProcId;
+use super::uplink::Uplink;
 use super::user::LabUser;
 
 const STATE_FILE: &str = "state.yaml";
@@ -40,6 +41,9 @@ pub(super) struct State {
     /// `--user`: the account the inventory logs in with.
     #[serde(default)]
     pub user: Option<LabUser>,
+    /// `--uplink`: the shaped bridge and its rate.
+    #[serde(default)]
+    pub uplink: Option<Uplink>,
 }
 
 /// A process started for one host.
@@ -133,6 +137,7 @@ mod tests {
             control_net: None,
             control_bridge: None,
             user: None,
+            uplink: None,
         };
         state.save(dir.path()).unwrap();
         state

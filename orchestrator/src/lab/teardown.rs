@@ -23,6 +23,7 @@ pub(super) fn teardown(state: &mut State, dir: &Path) -> Vec<String> {
     stop_processes(state, &mut failures);
     remove_links(&mut state.veths, &mut failures);
     remove_namespaces(&mut state.netns, &mut failures);
+    remove_uplink(&mut state.uplink, &mut failures);
     remove_bridge(&mut state.bridge, &mut failures);
     remove_bridge(&mut state.control_bridge, &mut failures);
     if let Some(u) = &mut state.user {
@@ -116,6 +117,17 @@ fn remove_links(veths: &mut Vec<String>, failures: &mut Vec<String>) {
 }
 
 /// Deletes the bridge if it still exists.
+/// The `--uplink` limit (the bridge takes it along when it goes; this covers a bridge that
+/// could not be removed).
+fn remove_uplink(limit: &mut Option<super::uplink::Uplink>, failures: &mut Vec<String>) {
+    if let Some(u) = limit {
+        match super::uplink::unshape(u) {
+            Ok(()) => *limit = None,
+            Err(e) => failures.push(format!("the --uplink limit on {}: {e:#}", u.device)),
+        }
+    }
+}
+
 fn remove_bridge(bridge: &mut Option<String>, failures: &mut Vec<String>) {
     let Some(name) = bridge.as_deref() else {
         return;

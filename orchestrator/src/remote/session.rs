@@ -141,6 +141,11 @@ impl Conn {
         &self.host
     }
 
+    /// The SSH session, for a command that outlives one call (the relay's server).
+    pub(crate) fn session(&self) -> &Session {
+        &self.session
+    }
+
     /// Runs a command to completion and collects its output.
     pub async fn run(&self, cmd: &Cmd) -> Result<Output, RemoteError> {
         let mut stdout = String::new();
@@ -224,11 +229,26 @@ impl Conn {
     /// `path`, even if the connection dies halfway.
     pub async fn upload(
         &self,
-        mut reader: impl AsyncRead + Unpin,
+        reader: impl AsyncRead + Unpin,
         len: u64,
         path: &str,
         mode: u32,
     ) -> Result<(), RemoteError> {
+        self.upload_encoded(reader, len, None, path, mode).await
+    }
+
+    /// [`Conn::upload`] of `wire_len` bytes that `decode` (a command on the host, `gzip -dc`)
+    /// turns into the file's `len` bytes; `None`: the bytes are the file. The decoder checks
+    /// its own framing (gzip: CRC and length), the script checks the length.
+    pub async fn upload_encoded(
+        &self,
+        mut reader: impl AsyncRead + Unpin,
+        wire_len: u64,
+        decode: Option<(&str, u64)>,
+        path: &str,
+        mode: u32,
+    ) -> Result<(), RemoteError> {
+        let (decoder, len) = decode.unwrap_or(("cat", wire_len));
         let script = format!(
             r#"set -e
 f={file}
@@ -236,7 +256,7 @@ d=$(dirname "$f")
 mkdir -p "$d"
 t="$d/.orch-upload.$$"
 trap 'rm -f "$t"' EXIT
-cat > "$t"
+{decoder} > "$t"
 n=$(wc -c < "$t")
 if [ "$n" -ne {len} ]; then echo "received $n of {len} bytes" >&2; exit 1; fi
 chmod {mode:o} "$t"
@@ -262,7 +282,7 @@ trap - EXIT"#,
         let mut stdin = child.stdin().take().expect("stdin is piped");
         let mut stderr = child.stderr().take().expect("stderr is piped");
         let send = async {
-            let sent = tokio::io::copy(&mut (&mut reader).take(len), &mut stdin).await;
+            let sent = tokio::io::copy(&mut (&mut reader).take(wire_len), &mut stdin).await;
             drop(stdin);
             sent
         };
@@ -270,8 +290,10 @@ trap - EXIT"#,
         let (sent, _) = futures::future::join(send, stderr.read_to_string(&mut errors)).await;
         let status = child.wait().await.map_err(|e| failed(e.to_string()))?;
         match sent {
-            Ok(n) if n == len && status.success() => Ok(()),
-            Ok(n) if n != len => Err(failed(format!("the source ended after {n} of {len} bytes"))),
+            Ok(n) if n == wire_len && status.success() => Ok(()),
+            Ok(n) if n != wire_len => Err(failed(format!(
+                "the source ended after {n} of {wire_len} bytes"
+            ))),
             Ok(_) => Err(failed(errors.trim().to_string())),
             Err(e) => Err(failed(format!("{e}; {}", errors.trim()))),
         }

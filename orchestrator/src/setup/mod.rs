@@ -6,17 +6,17 @@
 //! missing, the uploads plus one round trip to put everything in place (see [`plan`]). A
 //! second run with nothing changed therefore only looks, and sends nothing.
 
+mod apply;
 mod inspect;
 mod plan;
 mod push;
+pub mod relay;
 pub mod render;
 mod zookeeper;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-use anyhow::Context;
 
 use crate::artifacts::{self, Planned, Resolved, SourceTree};
 use crate::inventory::{Arch, Host, Inventory, JavaPolicy, Role};
@@ -32,6 +32,8 @@ pub struct Options {
     /// A ZooKeeper tarball that replaces the inventory's `zookeeper:` source.
     pub zookeeper: Option<PathBuf>,
     pub parallel: usize,
+    /// Whether the controller sends each artifact once and hosts relay it (see [`relay`]).
+    pub relay: relay::Mode,
 }
 
 /// How setup went on one host.
@@ -44,7 +46,10 @@ pub struct HostOutcome {
 /// What was (or, in a dry run, would be) done on a host that succeeded.
 pub struct Done {
     pub arch: Arch,
+    /// Bytes the controller sent to the host (compressed, as they went on the wire).
     pub bytes_sent: u64,
+    /// Bytes the host fetched from another host instead.
+    pub bytes_relayed: u64,
     /// One line per change; empty when the host was up to date.
     pub changes: Vec<String>,
 }
@@ -55,6 +60,8 @@ pub struct Summary {
     /// One line per artifact and architecture: up to date, built, or would be built.
     pub builds: Vec<String>,
     pub hosts: Vec<HostOutcome>,
+    /// What did not go as planned but was made up for (a relay that fell back to a push).
+    pub notes: Vec<String>,
     pub elapsed: Duration,
 }
 
@@ -63,12 +70,21 @@ impl Summary {
         self.hosts.iter().all(|h| h.result.is_ok())
     }
 
-    /// Bytes uploaded to all hosts together (in a dry run: that would be).
+    /// Bytes the controller uploaded to all hosts together (in a dry run: would at most).
     pub fn bytes_sent(&self) -> u64 {
         self.hosts
             .iter()
             .filter_map(|h| h.result.as_ref().ok())
             .map(|d| d.bytes_sent)
+            .sum()
+    }
+
+    /// Bytes hosts fetched from each other.
+    pub fn bytes_relayed(&self) -> u64 {
+        self.hosts
+            .iter()
+            .filter_map(|h| h.result.as_ref().ok())
+            .map(|d| d.bytes_relayed)
             .sum()
     }
 
@@ -115,6 +131,9 @@ impl Summary {
                 eprintln!("{e}");
             }
         }
+        for note in &self.notes {
+            eprintln!("{note}");
+        }
         let failed = self.hosts.iter().filter(|h| h.result.is_err()).count();
         let bytes = self.bytes_sent();
         let line = format!(
@@ -125,9 +144,16 @@ impl Summary {
         );
         if self.dry_run {
             eprintln!("setup --dry-run: {line} would be sent; nothing was changed");
-        } else {
-            eprintln!("setup: {line} sent in {:.2} s", self.elapsed.as_secs_f64());
+            return;
         }
+        let relayed = match self.bytes_relayed() {
+            0 => String::new(),
+            n => format!(", {n} bytes ({}) relayed between hosts,", human_bytes(n)),
+        };
+        eprintln!(
+            "setup: {line} sent by the controller{relayed} in {:.2} s",
+            self.elapsed.as_secs_f64()
+        );
     }
 }
 
@@ -197,6 +223,7 @@ pub async fn run(
                         let done = Done {
                             arch: l.arch,
                             bytes_sent: pushed_bytes(&actions),
+                            bytes_relayed: 0,
                             changes: actions.iter().map(plan::Action::describe).collect(),
                         };
                         plans.insert(host.name.clone(), actions);
@@ -213,13 +240,35 @@ pub async fn run(
         });
     }
 
+    let mut notes = Vec::new();
     if !opts.dry_run {
-        apply(hosts, &plans, &mut outcomes, opts.parallel).await?;
+        let candidates: Vec<relay::Candidate> = hosts
+            .iter()
+            .filter_map(|h| match &looked[&h.name].1 {
+                Ok(l) => Some(relay::Candidate {
+                    host: h,
+                    arch: l.arch,
+                    observed: &l.observed,
+                }),
+                Err(_) => None,
+            })
+            .collect();
+        let node = node_per_arch(&planned);
+        let work = apply::Work {
+            hosts,
+            plans: &plans,
+            candidates: &candidates,
+            node: &node,
+            parallel: opts.parallel,
+            relay: opts.relay,
+        };
+        notes = apply::apply(&work, &mut outcomes).await?;
     }
     Ok(Summary {
         dry_run: opts.dry_run,
         builds,
         hosts: outcomes,
+        notes,
         elapsed: started.elapsed(),
     })
 }
@@ -383,6 +432,19 @@ fn host_plan(
     Ok(actions)
 }
 
+/// Each architecture's orch-node, the binary a relay seed serves with.
+fn node_per_arch(planned: &[(Arch, Vec<Planned>)]) -> HashMap<Arch, artifacts::Artifact> {
+    planned
+        .iter()
+        .filter_map(|(arch, list)| {
+            list.iter().find_map(|p| match &p.resolved {
+                Resolved::Ready(a) if p.install_as == "bin/orch-node" => Some((*arch, a.clone())),
+                _ => None,
+            })
+        })
+        .collect()
+}
+
 fn pushed_bytes(actions: &[plan::Action]) -> u64 {
     actions
         .iter()
@@ -416,110 +478,6 @@ fn build_lines(planned: &[(Arch, Vec<Planned>)]) -> Vec<String> {
         }
     }
     lines
-}
-
-/// The second pass, on the hosts that need changes: uploads (a host's in parallel), then the
-/// setup script. Every file to push is read once and checked against its hash first.
-async fn apply(
-    hosts: &[&Host],
-    plans: &HashMap<String, Vec<plan::Action>>,
-    outcomes: &mut [HostOutcome],
-    parallel: usize,
-) -> anyhow::Result<()> {
-    let todo: Vec<&Host> = hosts
-        .iter()
-        .copied()
-        .filter(|h| plans.get(&h.name).is_some_and(|p| !p.is_empty()))
-        .collect();
-    if todo.is_empty() {
-        return Ok(());
-    }
-    let mut contents: HashMap<&str, Vec<u8>> = HashMap::new();
-    for action in todo.iter().flat_map(|h| &plans[&h.name]) {
-        if let plan::Action::Push(a) = action {
-            if !contents.contains_key(a.sha256.as_str()) {
-                let bytes = std::fs::read(&a.path)
-                    .with_context(|| format!("cannot read {}", a.path.display()))?;
-                if artifacts::sha256_bytes(&bytes) != a.sha256 {
-                    anyhow::bail!(
-                        "{} changed while orch setup ran; run it again",
-                        a.path.display()
-                    );
-                }
-                contents.insert(&a.sha256, bytes);
-            }
-        }
-    }
-    let total: u64 = todo.iter().map(|h| pushed_bytes(&plans[&h.name])).sum();
-    let progress = Progress::bytes("push", todo.len(), total);
-    let bar = &progress;
-    let contents = &contents;
-    let dirs: HashMap<&str, &str> = todo
-        .iter()
-        .map(|h| (h.name.as_str(), h.orch_dir.as_str()))
-        .collect();
-    let dirs = &dirs;
-    let results = remote::each(&todo, parallel, &progress, |conn| async move {
-        let actions = &plans[conn.host()];
-        let orch_dir = dirs[conn.host()];
-        let conn = &conn;
-        let uploads = actions.iter().filter_map(|action| match action {
-            plan::Action::Push(a) => Some(push::push(
-                conn,
-                orch_dir,
-                a,
-                &contents[a.sha256.as_str()],
-                bar,
-            )),
-            _ => None,
-        });
-        for action in actions {
-            if let plan::Action::InstallJava { package_manager } = action {
-                let script = plan::java_install_script(package_manager).expect("checked");
-                let cmd = Cmd::script(&script)
-                    .privileged()
-                    .timeout(Some(Duration::from_secs(900)));
-                let out = conn.run(&cmd).await?;
-                if !out.status.success() {
-                    return Err(RemoteError::Command {
-                        host: conn.host().to_string(),
-                        command: format!("install java with {package_manager}"),
-                        reason: format!("{}; stderr: {}", out.status, out.stderr.trim()),
-                    });
-                }
-            }
-        }
-        let sent: u64 = futures::future::try_join_all(uploads).await?.iter().sum();
-        let out = conn
-            .run(&Cmd::script(&plan::script(orch_dir, actions)))
-            .await?;
-        if !out.status.success() {
-            return Err(RemoteError::Command {
-                host: conn.host().to_string(),
-                command: "setup script".into(),
-                reason: format!("{}; stderr: {}", out.status, out.stderr.trim()),
-            });
-        }
-        Ok(sent)
-    })
-    .await;
-    progress.finish();
-    for r in results {
-        let outcome = outcomes
-            .iter_mut()
-            .find(|o| o.host == r.host)
-            .expect("every host has an outcome");
-        outcome.elapsed += r.elapsed;
-        match r.result {
-            Ok(sent) => {
-                if let Ok(done) = &mut outcome.result {
-                    done.bytes_sent = sent;
-                }
-            }
-            Err(e) => outcome.result = Err(e.to_string()),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,501 @@
+//! Relay push: the controller sends each missing artifact to one seed host, which lends it to
+//! the others over the hosts' own network, so the bytes leaving the controller stay the same
+//! however many hosts there are (docs/setup.md, "Relay").
+//!
+//! The seed is the host that lacks the fewest bytes (a host that already has everything costs
+//! the controller nothing). It runs `orch-node relay-serve`; every other host fetches with
+//! bash's `/dev/tcp` and checks the SHA-256 with `sha256sum` before the file gets its final
+//! name. A host that cannot reach the seed, lacks bash or sha256sum, or gets bytes with the
+//! wrong hash is pushed to directly afterwards, and the summary says why.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use openssh::Stdio;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use super::inspect::Observed;
+use super::plan::Action;
+use super::push::{self, Payload};
+use crate::artifacts::Artifact;
+use crate::inventory::{Arch, Host};
+use crate::output::Progress;
+use crate::remote::quote::{path, quote};
+use crate::remote::{self, Cmd, Conn};
+
+/// From how many hosts needing a push `--relay auto` relays. Relaying costs two round trips
+/// more (start the seed's server, then fetch) and makes the other hosts wait for the seed's
+/// copy; from four hosts on it cuts the controller's bytes at least fourfold, which pays on
+/// any uplink that is not much faster than the hosts' disks, and the measured cold setups in
+/// docs/bench-scale.md are not slower with it on the lab's LAN either.
+pub const MIN_HOSTS: usize = 4;
+
+/// How long the seed's server may live at most (the controller normally stops it much earlier).
+const SERVE_LIMIT: Duration = Duration::from_secs(1800);
+/// How long one fetch may take before the host is pushed to directly.
+const FETCH_LIMIT_S: u32 = 600;
+
+/// `orch setup --relay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Relay when at least [`MIN_HOSTS`] hosts need an upload.
+    Auto,
+    On,
+    Off,
+}
+
+impl Mode {
+    pub fn wanted(self, hosts_needing_pushes: usize) -> bool {
+        match self {
+            Mode::Auto => hosts_needing_pushes >= MIN_HOSTS,
+            Mode::On => hosts_needing_pushes >= 2,
+            Mode::Off => false,
+        }
+    }
+}
+
+/// A host setup can reach, with what it has.
+pub struct Candidate<'a> {
+    pub host: &'a Host,
+    pub arch: Arch,
+    pub observed: &'a Observed,
+}
+
+/// What the relay did.
+#[derive(Default)]
+pub struct Outcome {
+    /// Per host, the artifacts (remote names) now in place, with a line for people each.
+    pub delivered: HashMap<String, Vec<(String, String)>>,
+    /// Bytes the controller sent per host (only the seed).
+    pub sent: HashMap<String, u64>,
+    /// Bytes hosts received from the seed.
+    pub relayed: HashMap<String, u64>,
+    /// Why hosts are pushed to directly after all.
+    pub fallbacks: Vec<String>,
+}
+
+/// Relays the pushes of `plans` from one seed among `candidates`; `node` is each
+/// architecture's orch-node (the seed serves with its own), `contents` every artifact to push.
+pub async fn distribute(
+    candidates: &[Candidate<'_>],
+    plans: &HashMap<String, Vec<Action>>,
+    node: &HashMap<Arch, Artifact>,
+    contents: &HashMap<&str, Payload>,
+    bar: &Progress,
+    parallel: usize,
+) -> Outcome {
+    let mut out = Outcome::default();
+    let pushes = |name: &str| -> Vec<Artifact> {
+        plans.get(name).map_or(Vec::new(), |actions| {
+            actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Push(a) => Some(a.clone()),
+                    _ => None,
+                })
+                .collect()
+        })
+    };
+    let mut all: BTreeMap<String, Artifact> = BTreeMap::new();
+    for c in candidates {
+        for a in pushes(&c.host.name) {
+            all.insert(a.remote_name(), a);
+        }
+    }
+    let Some((seed, lacking)) = choose_seed(candidates, &all, node) else {
+        return out;
+    };
+    let seed_name = seed.host.name.clone();
+    let conn = match Conn::open(seed.host).await {
+        Ok(c) => c,
+        Err(e) => {
+            out.fallbacks
+                .push(format!("relay: seed {e}; pushing directly"));
+            return out;
+        }
+    };
+    let mut sent = 0;
+    for a in &lacking {
+        let payload = &contents[a.sha256.as_str()];
+        match push::push(&conn, &seed.host.orch_dir, a, payload, bar).await {
+            Ok(n) => {
+                sent += n;
+                out.delivered
+                    .entry(seed_name.clone())
+                    .or_default()
+                    .push((a.remote_name(), push_line(a, payload)));
+            }
+            Err(e) => {
+                out.fallbacks
+                    .push(format!("relay: seeding failed: {e}; pushing directly"));
+                out.sent.insert(seed_name, sent);
+                return out;
+            }
+        }
+    }
+    out.sent.insert(seed_name.clone(), sent);
+    let token = token();
+    let server = match Server::start(&conn, seed, &node[&seed.arch], &token).await {
+        Ok(s) => s,
+        Err(e) => {
+            out.fallbacks
+                .push(format!("relay: {seed_name}: {e}; pushing directly"));
+            return out;
+        }
+    };
+    let fetchers: Vec<&Host> = candidates
+        .iter()
+        .map(|c| c.host)
+        .filter(|h| h.name != seed_name && !pushes(&h.name).is_empty())
+        .collect();
+    let endpoints = endpoints(seed.host, server.port);
+    let scripts: HashMap<&str, String> = fetchers
+        .iter()
+        .map(|h| {
+            let list = pushes(&h.name);
+            (
+                h.name.as_str(),
+                fetch_script(&h.orch_dir, &endpoints, &token, &list),
+            )
+        })
+        .collect();
+    let scripts = &scripts;
+    let fetching = Progress::new("relay", fetchers.len());
+    let results = remote::each(&fetchers, parallel, &fetching, |conn| async move {
+        conn.run(&Cmd::script(&scripts[conn.host()])).await
+    })
+    .await;
+    fetching.finish();
+    let served = server.stop().await;
+    for r in results {
+        let list = pushes(&r.host);
+        match r.result {
+            Ok(o) => {
+                let report = parse_report(&o.stdout);
+                for a in &list {
+                    match report.get(&a.remote_name()) {
+                        Some(Ok(())) => {
+                            bar.sent(contents[a.sha256.as_str()].wire_len());
+                            *out.relayed.entry(r.host.clone()).or_default() += a.len;
+                            let line = format!(
+                                "relay   {} ({}) from {seed_name}",
+                                a.name,
+                                super::human_bytes(a.len)
+                            );
+                            out.delivered
+                                .entry(r.host.clone())
+                                .or_default()
+                                .push((a.remote_name(), line));
+                        }
+                        Some(Err(why)) => out.fallbacks.push(format!(
+                            "{}: relay of {} from {seed_name} failed ({why}); pushing directly",
+                            r.host, a.name
+                        )),
+                        None => out.fallbacks.push(format!(
+                            "{}: relay of {} from {seed_name} did not happen ({}); pushing \
+                             directly",
+                            r.host,
+                            a.name,
+                            report_problem(&o.stdout, &o.stderr, o.status)
+                        )),
+                    }
+                }
+            }
+            Err(e) => out
+                .fallbacks
+                .push(format!("{}: relay failed ({e}); pushing directly", r.host)),
+        }
+    }
+    if let Err(e) = served {
+        out.fallbacks.push(format!("relay: {seed_name}: {e}"));
+    }
+    out
+}
+
+/// The `push` line of a change list, with what went on the wire.
+pub fn push_line(a: &Artifact, payload: &Payload) -> String {
+    let wire = match &payload.gzip {
+        Some(z) => format!(", {} gzip", super::human_bytes(z.len() as u64)),
+        None => String::new(),
+    };
+    format!(
+        "push    {} ({}{wire}, {})",
+        a.name,
+        super::human_bytes(a.len),
+        a.short_hash()
+    )
+}
+
+/// The host lacking the fewest bytes of `all` plus its own orch-node, and what it lacks.
+fn choose_seed<'c, 'a>(
+    candidates: &'c [Candidate<'a>],
+    all: &BTreeMap<String, Artifact>,
+    node: &HashMap<Arch, Artifact>,
+) -> Option<(&'c Candidate<'a>, Vec<Artifact>)> {
+    candidates
+        .iter()
+        .filter_map(|c| {
+            let own = node.get(&c.arch)?;
+            let mut lacking: Vec<Artifact> = all
+                .values()
+                .filter(|a| !c.observed.artifacts.contains(&a.remote_name()))
+                .cloned()
+                .collect();
+            if !c.observed.artifacts.contains(&own.remote_name())
+                && !lacking.iter().any(|a| a == own)
+            {
+                // Its orch-node is not among the pushes: it was built but nobody needs it yet.
+                return None;
+            }
+            lacking.sort_by_key(|a| a.remote_name());
+            Some((c, lacking))
+        })
+        .min_by_key(|(_, lacking)| lacking.iter().map(|a| a.len).sum::<u64>())
+}
+
+/// Where the other hosts may reach the seed: its experiment address, then its SSH address.
+fn endpoints(seed: &Host, port: u16) -> Vec<(String, u16)> {
+    let mut list = vec![(seed.experiment_ip.to_string(), port)];
+    if seed.ssh.destination != list[0].0 {
+        list.push((seed.ssh.destination.clone(), port));
+    }
+    list
+}
+
+/// 32 hex digits from the kernel's random source.
+fn token() -> String {
+    let mut bytes = [0u8; 16];
+    let read = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if read.is_err() {
+        // Without /dev/urandom: the clock and pid, still unguessable enough for a LAN handshake.
+        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+        return crate::artifacts::sha256_bytes(seed.as_bytes())[..32].to_string();
+    }
+    hex::encode(bytes)
+}
+
+/// The script a fetching host runs: find an endpoint that answers, then per artifact fetch,
+/// check the hash, and rename. One line per artifact (`ok NAME`, `fail NAME WHY`), or one
+/// `skip WHY` line when the host cannot fetch at all.
+pub fn fetch_script(
+    orch_dir: &str,
+    endpoints: &[(String, u16)],
+    token: &str,
+    artifacts: &[Artifact],
+) -> String {
+    let mut s = format!(
+        "d={}/artifacts\nmkdir -p \"$d\" && cd \"$d\" || {{ echo \"skip cannot create $d\"; exit 0; }}\n",
+        path(orch_dir)
+    );
+    s.push_str(
+        "for tool in bash sha256sum timeout; do\n\
+         \x20 command -v $tool >/dev/null 2>&1 || { echo \"skip no $tool on the host\"; exit 0; }\n\
+         done\n\
+         ip=\n",
+    );
+    for (host, port) in endpoints {
+        s.push_str(&format!(
+            "[ -z \"$ip\" ] && timeout 3 bash -c 'exec 3<>\"/dev/tcp/$0/$1\"' {h} {port} 2>/dev/null && ip={h}\n",
+            h = quote(host)
+        ));
+    }
+    let tried: Vec<String> = endpoints.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+    s.push_str(&format!(
+        "[ -n \"$ip\" ] || {{ echo {}; exit 0; }}\n",
+        quote(&format!(
+            "skip cannot reach the seed at {}",
+            tried.join(" or ")
+        ))
+    ));
+    s.push_str(&format!(
+        "fetch() {{\n\
+         \x20 t=\".orch-relay.$$\"\n\
+         \x20 if timeout {FETCH_LIMIT_S} bash -c 'exec 3<>\"/dev/tcp/$0/$1\" || exit 1; printf \"%s %s\\n\" \"$2\" \"$3\" >&3; cat <&3' \"$ip\" {port} {token} \"$1\" > \"$t\"; then\n\
+         \x20   h=$(sha256sum \"$t\" | cut -d ' ' -f 1)\n\
+         \x20   if [ \"$h\" = \"$2\" ]; then\n\
+         \x20     chmod \"$3\" \"$t\" && mv -f \"$t\" \"$1\" && {{ echo \"ok $1\"; return; }}\n\
+         \x20     echo \"fail $1 cannot rename it\"\n\
+         \x20   else\n\
+         \x20     echo \"fail $1 sha256 mismatch: got $(wc -c < \"$t\") bytes hashing to $h\"\n\
+         \x20   fi\n\
+         \x20 else\n\
+         \x20   echo \"fail $1 the transfer broke off\"\n\
+         \x20 fi\n\
+         \x20 rm -f \"$t\"\n\
+         }}\n",
+        port = endpoints.first().map_or(0, |e| e.1),
+        token = quote(token),
+    ));
+    for a in artifacts {
+        let mode = if a.executable { "755" } else { "644" };
+        s.push_str(&format!(
+            "fetch {} {} {mode}\n",
+            quote(&a.remote_name()),
+            quote(&a.sha256)
+        ));
+    }
+    s
+}
+
+/// `ok`/`fail` lines of [`fetch_script`]'s output, by remote name.
+fn parse_report(stdout: &str) -> HashMap<String, Result<(), String>> {
+    let mut report = HashMap::new();
+    for line in stdout.lines() {
+        let mut words = line.splitn(3, ' ');
+        match (words.next(), words.next(), words.next()) {
+            (Some("ok"), Some(name), None) => {
+                report.insert(name.to_string(), Ok(()));
+            }
+            (Some("fail"), Some(name), why) => {
+                report.insert(name.to_string(), Err(why.unwrap_or("").to_string()));
+            }
+            _ => {}
+        }
+    }
+    report
+}
+
+/// Why a host fetched nothing: its `skip` line, else its exit status and stderr.
+fn report_problem(stdout: &str, stderr: &str, status: ExitStatus) -> String {
+    match stdout.lines().find_map(|l| l.strip_prefix("skip ")) {
+        Some(why) => why.to_string(),
+        None => format!("{status}; stderr: {}", stderr.trim()),
+    }
+}
+
+/// `orch-node relay-serve` running on the seed, as long as its stdin is open.
+struct Server<'c> {
+    child: openssh::Child<&'c openssh::Session>,
+    port: u16,
+}
+
+impl<'c> Server<'c> {
+    async fn start(
+        conn: &'c Conn,
+        seed: &Candidate<'_>,
+        node: &Artifact,
+        token: &str,
+    ) -> Result<Server<'c>, String> {
+        let script = format!(
+            "cd {}/artifacts && exec ./{} relay-serve --dir .",
+            path(&seed.host.orch_dir),
+            quote(&node.remote_name())
+        );
+        let cmd = Cmd::script(&script).timeout(Some(SERVE_LIMIT));
+        let mut child = conn
+            .session()
+            .raw_command(cmd.render(false))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .await
+            .map_err(|e| format!("cannot start orch-node relay-serve: {e}"))?;
+        let stdin = child.stdin().as_mut().expect("stdin is piped");
+        stdin
+            .write_all(format!("{token}\n").as_bytes())
+            .await
+            .map_err(|e| format!("cannot hand relay-serve its token: {e}"))?;
+        stdin.flush().await.map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        let stdout = child.stdout().as_mut().expect("stdout is piped");
+        let read = tokio::time::timeout(
+            Duration::from_secs(10),
+            BufReader::new(stdout).read_line(&mut line),
+        )
+        .await;
+        let port = line
+            .trim()
+            .strip_prefix("port ")
+            .and_then(|p| p.parse::<u16>().ok());
+        match (read, port) {
+            (Ok(Ok(_)), Some(port)) => Ok(Server { child, port }),
+            _ => {
+                let mut err = String::new();
+                if let Some(e) = child.stderr().as_mut() {
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(2), e.read_to_string(&mut err))
+                            .await;
+                }
+                Err(format!(
+                    "orch-node relay-serve did not start (said {:?}; stderr: {})",
+                    line.trim(),
+                    err.trim()
+                ))
+            }
+        }
+    }
+
+    /// Closes the server's stdin, so it exits, and waits for it; its complaints are the error.
+    async fn stop(mut self) -> Result<(), String> {
+        drop(self.child.stdin().take());
+        let mut err = String::new();
+        if let Some(e) = self.child.stderr().as_mut() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), e.read_to_string(&mut err)).await;
+        }
+        let status = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        match status {
+            Ok(Ok(s)) if s.success() && err.trim().is_empty() => Ok(()),
+            Ok(Ok(s)) if s.success() => Err(format!("relay-serve reported: {}", err.trim())),
+            Ok(Ok(s)) => Err(format!("relay-serve ended with {s}: {}", err.trim())),
+            Ok(Err(e)) => Err(format!("relay-serve: {e}")),
+            Err(_) => Err("relay-serve did not stop within 5 s of its stdin closing".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_are_read_per_artifact() {
+        let r = parse_report("ok aa-x\nfail bb-y sha256 mismatch: got 3 bytes\nnoise\n");
+        assert_eq!(r["aa-x"], Ok(()));
+        assert_eq!(r["bb-y"], Err("sha256 mismatch: got 3 bytes".to_string()));
+        assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn the_fetch_script_is_valid_sh_and_skips_an_unreachable_seed() {
+        let a = Artifact {
+            name: "orch-node".into(),
+            path: "/nonexistent".into(),
+            sha256: "ab".repeat(32),
+            len: 3,
+            executable: true,
+        };
+        let home = tempfile::tempdir().unwrap();
+        // Port 1 on loopback: nothing listens there.
+        let script = fetch_script("~/o", &[("127.0.0.1".into(), 1)], "t0ken", &[a]);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("HOME", home.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            stdout.trim(),
+            "skip cannot reach the seed at 127.0.0.1:1",
+            "{script}"
+        );
+        assert!(home.path().join("o/artifacts").is_dir());
+    }
+
+    #[test]
+    fn auto_relays_from_min_hosts_on() {
+        assert!(!Mode::Auto.wanted(MIN_HOSTS - 1));
+        assert!(Mode::Auto.wanted(MIN_HOSTS));
+        assert!(Mode::On.wanted(2));
+        assert!(!Mode::On.wanted(1), "one host has nobody to relay to");
+        assert!(!Mode::Off.wanted(64));
+    }
+}

@@ -1,0 +1,405 @@
+#!/usr/bin/env bash
+# Benchmark: orch at scale, one run per size on 5, 20 and 64 lab hosts, side by side with what
+# users would otherwise run: `orch exec -- true` (cold and warm) against raw parallel ssh (warm:
+# with ControlMaster) and Ansible ad-hoc; `orch setup` (cold and warm) against an Ansible
+# playbook and a pyinfra deploy doing the same work, and raw parallel scp of the same bytes;
+# orch's peak RSS and open file descriptors. Then the laptop case: a lab whose controller
+# uplink is limited (`orch lab up --uplink 20mbit`), cold `orch setup` on 5 and 20 hosts.
+# Writes docs/bench-scale.md. Needs root and Debian's zookeeper package; installs pyinfra and
+# ansible-core from PyPI into a venv under /var/tmp (not part of CI).
+#
+#   sudo scripts/bench-scale.sh                  # SIZES="5 20 64" UPLINK_SIZES="5 20"
+#   sudo SIZES="5 20" scripts/bench-scale.sh
+#
+# Lab names and networks: $LAB/$NET (default sa, 10.110) and $UPLINK_LAB/$UPLINK_NET (sb,
+# 10.111). orch-node is built from a copy of the source tree taken at the start, so edits made
+# while the benchmark runs trigger no build; the build is not measured.
+set -euo pipefail
+trap 'echo "bench-scale.sh: line $LINENO failed (status $?): $BASH_COMMAND" >&2' ERR
+cd "$(dirname "$0")/.."
+
+SIZES=${SIZES-5 20 64}
+UPLINK_SIZES=${UPLINK_SIZES-5 20}
+UPLINK=${UPLINK:-20mbit}
+LAB=${LAB:-sa}
+NET=${NET:-10.110}
+UPLINK_LAB=${UPLINK_LAB:-sb}
+UPLINK_NET=${UPLINK_NET:-10.111}
+VENV=${VENV:-/var/tmp/orch-bench-venv}
+
+[ -x "$VENV/bin/pyinfra" ] && [ -x "$VENV/bin/ansible" ] || {
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q pyinfra ansible-core
+}
+if [ -z "${ORCH:-}" ]; then
+    cargo build --release -q -p orch
+    ORCH=${CARGO_TARGET_DIR:-$PWD/target}/release/orch
+fi
+
+# Short: SSH master sockets live below it, and socket paths are limited to 107 bytes.
+WORK=$(mktemp -d /var/tmp/obsc.XXXXXX)
+export ORCH_LAB_DIR=$WORK/state
+cleanup() {
+    "$ORCH" lab down --name "$LAB" >/dev/null 2>&1 || true
+    "$ORCH" lab down --name "$UPLINK_LAB" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+mkdir -p "$WORK/src"
+tar --exclude=./.git --exclude=target -cf - . | tar -xf - -C "$WORK/src"
+export ORCH_SOURCE_DIR=$WORK/src
+BUILD_DIR=$ORCH_SOURCE_DIR/target/orch-artifacts
+# The copy starts with this tree's orch-node build cache (binary and stamp): identical sources
+# match the stamp, and cargo is not even started; changed ones are rebuilt as always.
+stamp=target/orch-artifacts/stamps/orch-node-x86_64
+if [ -f "$stamp" ]; then
+    built=$(sed -n 's/^path=//p' "$stamp")
+    copy=$BUILD_DIR/x86_64-unknown-linux-musl/release/orch-node
+    mkdir -p "$BUILD_DIR/stamps" "$(dirname "$copy")"
+    cp -p "$built" "$copy"
+    sed "s|^path=.*|path=$copy|" "$stamp" > "$BUILD_DIR/stamps/orch-node-x86_64"
+fi
+scripts/make-zk-tarball.sh "$WORK/apache-zookeeper-3.8.0-bin.tar.gz" >/dev/null 2>&1
+TARBALL=$WORK/apache-zookeeper-3.8.0-bin.tar.gz
+RESULTS=$WORK/results.tsv
+: > "$RESULTS"
+
+# One result: size, what, seconds, and a free-form note.
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >> "$RESULTS"; }
+now() { date +%s.%N; }
+# Seconds `eval "$2"` took; fails the benchmark if the command fails.
+timed() {
+    local t0 t1
+    t0=$(now)
+    if ! eval "$1" > "$WORK/last.out" 2>&1; then
+        echo "failed: $1" >&2
+        tail -20 "$WORK/last.out" >&2
+        exit 1
+    fi
+    t1=$(now)
+    python3 -c "print(f'{$t1 - $t0:.3f}')"
+}
+# Closes every SSH master whose socket lives under a directory.
+exit_masters() {
+    { find "$1" -type s 2>/dev/null || true; } | while read -r s; do
+        ssh -O exit -S "$s" x 2>/dev/null || true
+    done
+}
+# Runs orch with ARGS and samples its open descriptors and peak RSS (VmHWM) until it exits;
+# prints "seconds max_fds peak_rss_kB" and leaves its stderr in $WORK/orch.err.
+orch_sampled() {
+    local t0 t1 pid fds=0 rss=0 n r
+    t0=$(now)
+    "$ORCH" "$@" >/dev/null 2>"$WORK/orch.err" &
+    pid=$!
+    while [ -d "/proc/$pid" ]; do
+        # The process may exit between the test and the listing (pipefail would stop the run).
+        n=$({ ls "/proc/$pid/fd" 2>/dev/null || true; } | wc -l)
+        r=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/status" 2>/dev/null || true)
+        [ "$n" -gt "$fds" ] && fds=$n
+        [ -n "$r" ] && [ "$r" -gt "$rss" ] && rss=$r
+        sleep 0.02
+    done
+    if ! wait "$pid"; then
+        echo "failed: orch $*" >&2
+        tail -20 "$WORK/orch.err" >&2
+        exit 1
+    fi
+    t1=$(now)
+    python3 -c "print(f'{$t1 - $t0:.3f}', $fds, $rss)"
+}
+
+# orch_sampled ARGS..., its three numbers left in $t, $fds and $rss.
+sampled() {
+    orch_sampled "$@" > "$WORK/sample"
+    read -r t fds rss < "$WORK/sample"
+}
+# Records size $1, name $2: the seconds command $3 took.
+measure() {
+    local v
+    v=$(timed "$3")
+    record "$1" "$2" "$v"
+}
+
+# `ssh [OPTS] root@ADDR true` to every address of $addrs at once; fails if any failed.
+par_ssh() {
+    local pids=() a p failed=0
+    # shellcheck disable=SC2086
+    for a in $addrs; do ssh $ssh_opts "$@" "root@$a" true & pids+=($!); done
+    for p in "${pids[@]}"; do wait "$p" || failed=1; done
+    return $failed
+}
+# scp of orch-node and the tarball to every address of $addrs at once.
+par_scp() {
+    local pids=() a p failed=0
+    # shellcheck disable=SC2086
+    for a in $addrs; do scp -q $ssh_opts "$BINARY" "$TARBALL" "root@$a:" & pids+=($!); done
+    for p in "${pids[@]}"; do wait "$p" || failed=1; done
+    return $failed
+}
+
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# Brings lab $1 up with $2 hosts on net $3 (more flags after), writes $WORK/$1/ files.
+lab_up() {
+    local name=$1 n=$2 net=$3
+    shift 3
+    mkdir -p "$WORK/$name"
+    "$ORCH" lab up --hosts "$n" --name "$name" --net "$net" -i "$WORK/$name/lab.yaml" "$@" >/dev/null
+    { cat "$WORK/$name/lab.yaml"; echo "zookeeper:"; echo "  tarball: $TARBALL"; } > "$WORK/$name/orch.yaml"
+}
+
+# Every host of lab $1 ($2 hosts) empty, every connection closed.
+reset_hosts() {
+    local state=$ORCH_LAB_DIR/$1
+    for i in $(seq 1 "$2"); do
+        home=$state/hosts/h$i/home
+        rm -rf "$home/.orch" "$home/.orch-ansible" "$home/.orch-pyinfra" "$home/orch-node" \
+            "$home/apache-zookeeper-3.8.0-bin.tar.gz"
+    done
+    exit_masters "$state/ssh"
+    exit_masters "$WORK/ansible-cp"
+    exit_masters "$WORK/cm"
+}
+
+# Checks that directory $3 on every host of lab $1 ($2 hosts) has the whole job done.
+verify() {
+    local state=$ORCH_LAB_DIR/$1 d
+    for i in $(seq 1 "$2"); do
+        d=$state/hosts/h$i/home/$3
+        cmp -s "$BINARY" "$d/bin/orch-node" || { echo "$3 on host$i: orch-node differs" >&2; exit 1; }
+        [ "$(cat "$d/zk-data/myid")" = "$i" ] || { echo "$3 on host$i: myid" >&2; exit 1; }
+        [ "$(grep -c '^server\.' "$d/conf/zoo.cfg")" = "$2" ] || { echo "$3 on host$i: zoo.cfg" >&2; exit 1; }
+        ls "$d"/zookeeper/*/bin/zkServer.sh >/dev/null || { echo "$3 on host$i: no ZooKeeper" >&2; exit 1; }
+    done
+}
+
+# The Ansible and pyinfra sides for $2 hosts of lab $1: the same files, their own directories.
+write_tools() {
+    local name=$1 n=$2 net=$3 state=$ORCH_LAB_DIR/$1 dir=$WORK/$1
+    local key=$state/id_ed25519 known=$state/known_hosts
+    {
+        echo "[lab]"
+        for i in $(seq 1 "$n"); do echo "$net.$i.2 zk_id=$i"; done
+        echo "[lab:vars]"
+        echo "ansible_user=root"
+        echo "ansible_python_interpreter=/usr/bin/python3"
+        echo "ansible_ssh_private_key_file=$key"
+        echo "ansible_ssh_common_args='-o UserKnownHostsFile=$known -o StrictHostKeyChecking=yes'"
+    } > "$dir/ansible.ini"
+    {
+        echo "tickTime=2000"
+        echo "dataDir=DIR/zk-data"
+        echo "clientPort=2181"
+        for i in $(seq 1 "$n"); do echo "server.$i=$net.$i.2:4888:5888"; done
+    } > "$dir/zoo.cfg"
+    cat > "$dir/setup.yml" <<EOF
+- hosts: lab
+  gather_facts: false
+  vars:
+    d: /root/.orch-ansible
+  tasks:
+    - file: {path: "{{ d }}/{{ item }}", state: directory}
+      loop: [bin, conf, zk-data, zookeeper]
+    - copy: {src: "$BINARY", dest: "{{ d }}/bin/orch-node", mode: "0755"}
+    - unarchive: {src: "$TARBALL", dest: "{{ d }}/zookeeper", creates: "{{ d }}/zookeeper/apache-zookeeper-3.8.0-bin/bin/zkServer.sh"}
+    - template: {src: "$dir/zoo.cfg", dest: "{{ d }}/conf/zoo.cfg"}
+    - copy: {content: "{{ zk_id }}\n", dest: "{{ d }}/zk-data/myid"}
+EOF
+    {
+        echo "hosts = ["
+        for i in $(seq 1 "$n"); do
+            echo "    ('$net.$i.2', {'zk_id': $i, 'ssh_user': 'root', 'ssh_key': '$key',"
+            echo "     'ssh_known_hosts_file': '$known', 'ssh_strict_host_key_checking': 'yes'}),"
+        done
+        echo "]"
+    } > "$dir/inventory.py"
+    cat > "$dir/deploy.py" <<EOF
+from io import StringIO
+from pyinfra import host
+from pyinfra.operations import files, server
+
+d = "/root/.orch-pyinfra"
+for sub in ["bin", "conf", "zk-data", "zookeeper"]:
+    files.directory(name=f"directory {sub}", path=f"{d}/{sub}")
+files.put(name="orch-node", src="$BINARY", dest=f"{d}/bin/orch-node", mode="755")
+files.put(name="tarball", src="$TARBALL", dest=f"{d}/apache-zookeeper-3.8.0-bin.tar.gz")
+server.shell(
+    name="unpack",
+    commands=[f"[ -f {d}/zookeeper/apache-zookeeper-3.8.0-bin/bin/zkServer.sh ] || "
+              f"tar -xzf {d}/apache-zookeeper-3.8.0-bin.tar.gz -C {d}/zookeeper"],
+)
+files.put(name="zoo.cfg", src="$dir/zoo.cfg", dest=f"{d}/conf/zoo.cfg")
+files.put(name="myid", src=StringIO(f"{host.data.zk_id}\n"), dest=f"{d}/zk-data/myid")
+EOF
+}
+
+# The first setup builds orch-node (not measured); then the binary every tool pushes is known.
+lab_up "$LAB" 1 "$NET"
+"$ORCH" -i "$WORK/$LAB/orch.yaml" setup >/dev/null 2>&1
+"$ORCH" lab down --name "$LAB" >/dev/null
+BINARY=$(sed -n 's/^path=//p' "$BUILD_DIR/stamps/orch-node-x86_64")
+BYTES=$(( $(wc -c < "$BINARY") + $(wc -c < "$TARBALL") ))
+
+for n in $SIZES; do
+    echo "== $n hosts" >&2
+    record "$n" load "$(load)"
+    lab_up "$LAB" "$n" "$NET"
+    state=$ORCH_LAB_DIR/$LAB
+    write_tools "$LAB" "$n" "$NET"
+    inv=$WORK/$LAB/orch.yaml
+    ssh_opts="-i $state/id_ed25519 -o UserKnownHostsFile=$state/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes"
+    addrs=$(seq -f "$NET.%g.2" 1 "$n" | tr '\n' ' ')
+    ansible_env="ANSIBLE_HOST_KEY_CHECKING=True ANSIBLE_PIPELINING=True ANSIBLE_SSH_CONTROL_PATH_DIR=$WORK/ansible-cp"
+
+    # exec: orch, raw ssh, Ansible ad-hoc.
+    reset_hosts "$LAB" "$n"
+    sampled -i "$inv" exec -- true
+    record "$n" "orch exec, cold" "$t" "fds=$fds rss_kb=$rss"
+    sampled -i "$inv" exec -- true
+    record "$n" "orch exec, warm" "$t" "fds=$fds rss_kb=$rss"
+    measure "$n" "raw parallel ssh, cold" par_ssh
+    mkdir -p "$WORK/cm"
+    cm="-o ControlPath=$WORK/cm/%h"
+    for a in $addrs; do ssh $ssh_opts $cm -o ControlMaster=yes -o ControlPersist=300 -fN "root@$a" & done
+    wait
+    measure "$n" "raw parallel ssh, warm (ControlMaster)" "par_ssh $cm"
+    adhoc="$ansible_env $VENV/bin/ansible lab -i $WORK/$LAB/ansible.ini -f $n -m command -a true"
+    measure "$n" "ansible ad-hoc, cold" "$adhoc"
+    measure "$n" "ansible ad-hoc, warm" "$adhoc"
+
+    # setup: orch, Ansible, pyinfra, raw scp; every tool's result is checked after its runs.
+    reset_hosts "$LAB" "$n"
+    sampled -i "$inv" setup
+    record "$n" "orch setup, cold" "$t" "fds=$fds rss_kb=$rss; $(grep '^setup: ' "$WORK/orch.err")"
+    sampled -i "$inv" setup
+    record "$n" "orch setup, warm" "$t" "fds=$fds rss_kb=$rss; $(grep '^setup: ' "$WORK/orch.err")"
+    verify "$LAB" "$n" .orch
+    reset_hosts "$LAB" "$n"
+    playbook="$ansible_env $VENV/bin/ansible-playbook -i $WORK/$LAB/ansible.ini -f $n $WORK/$LAB/setup.yml"
+    measure "$n" "ansible-playbook, cold" "$playbook"
+    measure "$n" "ansible-playbook, warm" "$playbook"
+    verify "$LAB" "$n" .orch-ansible
+    reset_hosts "$LAB" "$n"
+    deploy="$VENV/bin/pyinfra -y --parallel $n $WORK/$LAB/inventory.py $WORK/$LAB/deploy.py"
+    measure "$n" "pyinfra deploy, cold" "$deploy"
+    measure "$n" "pyinfra deploy, warm" "$deploy"
+    verify "$LAB" "$n" .orch-pyinfra
+    reset_hosts "$LAB" "$n"
+    measure "$n" "raw parallel scp of the same bytes, cold" par_scp
+    reset_hosts "$LAB" "$n"
+    "$ORCH" lab down --name "$LAB" >/dev/null
+    record "$n" load-after "$(load)"
+done
+
+for n in $UPLINK_SIZES; do
+    echo "== $n hosts behind a $UPLINK uplink" >&2
+    record "up$n" load "$(load)"
+    lab_up "$UPLINK_LAB" "$n" "$UPLINK_NET" --uplink "$UPLINK"
+    inv=$WORK/$UPLINK_LAB/orch.yaml
+    reset_hosts "$UPLINK_LAB" "$n"
+    sampled -i "$inv" setup
+    record "up$n" "orch setup, cold" "$t" "$(grep '^setup: ' "$WORK/orch.err")"
+    verify "$UPLINK_LAB" "$n" .orch
+    if [ "$n" -le 5 ]; then
+        reset_hosts "$UPLINK_LAB" "$n"
+        sampled -i "$inv" setup --relay off
+        record "up$n" "orch setup --relay off, cold" "$t" "$(grep '^setup: ' "$WORK/orch.err")"
+    fi
+    "$ORCH" lab down --name "$UPLINK_LAB" >/dev/null
+    record "up$n" load-after "$(load)"
+done
+
+python3 - "$RESULTS" "$BYTES" "$UPLINK" "$(wc -c < "$BINARY")" "$(wc -c < "$TARBALL")" \
+    "$(nproc)" "$(uname -r)" "$(ssh -V 2>&1)" "$("$VENV/bin/ansible" --version | head -1)" \
+    "$("$VENV/bin/pyinfra" --version 2>&1 | head -1)" "$SIZES" "$UPLINK_SIZES" \
+    > docs/bench-scale.md <<'PY'
+import re, sys, datetime
+(results, per_host, uplink, node, tarball, cores, kernel, ssh, ansible, pyinfra, sizes,
+ uplink_sizes) = sys.argv[1:]
+per_host = int(per_host)
+rows = {}
+for line in open(results):
+    size, what, value, note = line.rstrip("\n").split("\t")
+    rows.setdefault(size, {})[what] = (value, note)
+
+def t(size, what):
+    return float(rows[size][what][0])
+
+def sent(note):
+    m = re.search(r"; (\d+) bytes \(.*?\) sent by the controller", note)
+    return int(m.group(1)) if m else None
+
+out = []
+p = out.append
+p("# orch at scale: exec and setup on 5, 20 and 64 hosts, and behind a slow uplink")
+p("")
+p(f"Produced by `sudo scripts/bench-scale.sh` on {datetime.date.today()} "
+  f"(SIZES=\"{sizes}\", UPLINK_SIZES=\"{uplink_sizes}\"), {cores} cores, kernel {kernel},")
+p(f"{ssh}, {ansible}, {pyinfra}. One run per measurement (no repetitions: at 64 hosts the")
+p("other tools' runs take minutes), so single numbers carry the noise of a shared machine.")
+p("")
+p(f"Work per host: orch-node ({node} bytes, x86_64 musl) and a ZooKeeper tarball ({tarball} bytes),")
+p(f"unpacked, plus zoo.cfg and myid: {per_host} bytes per host. *Cold*: hosts empty, no SSH")
+p("connection up. *Warm*: a rerun with nothing changed (orch and Ansible keep their SSH masters;")
+p("raw ssh uses ControlMaster; pyinfra connects anew each run, as it always does). Raw scp copies")
+p("the two files, one scp per host, all hosts at once, and unpacks nothing.")
+for size in sizes.split():
+    r = rows[size]
+    p("")
+    p(f"## {size} hosts")
+    p("")
+    p(f"Load average (1, 5, 15 min) before: {r['load'][0]}; after: {r['load-after'][0]}.")
+    p("")
+    p("| what | seconds | note |")
+    p("|---|---:|---|")
+    for what, (value, note) in r.items():
+        if not what.startswith("load"):
+            p(f"| {what} | {float(value):.3f} | {note} |")
+    p("")
+    warm = t(size, "orch setup, warm")
+    pyw, anw = t(size, "pyinfra deploy, warm"), t(size, "ansible-playbook, warm")
+    cold, scp = t(size, "orch setup, cold"), t(size, "raw parallel scp of the same bytes, cold")
+    ew, sw = t(size, "orch exec, warm"), t(size, "raw parallel ssh, warm (ControlMaster)")
+    def verdict(ok):
+        return "met" if ok else "NOT met"
+    p(f"- warm `orch setup`: {warm:.3f} s (under 1 s: {verdict(warm < 1)}); pyinfra's warm run "
+      f"takes {pyw / warm:.1f}x as long, Ansible's {anw / warm:.1f}x (at least 10x: "
+      f"{verdict(pyw >= 10 * warm and anw >= 10 * warm)})")
+    p(f"- warm `orch exec -- true`: {ew:.3f} s against {sw:.3f} s for raw ssh with ControlMaster "
+      f"(no slower: {verdict(ew <= sw)})")
+    p(f"- cold `orch setup`: {cold / scp:.2f}x the time of raw parallel scp (within 2x: "
+      f"{verdict(cold <= 2 * scp)})")
+if uplink_sizes.split():
+    rate = int(re.match(r"\d+", uplink).group()) * {"kbit": 1e3, "mbit": 1e6, "gbit": 1e9}[
+        re.sub(r"\d+", "", uplink)]
+    once = per_host * 8 / rate
+    p("")
+    p(f"## Behind a {uplink} controller uplink (`orch lab up --uplink {uplink}`)")
+    p("")
+    p(f"Sending the artifacts' {per_host} bytes once over that link takes {once:.2f} s.")
+    p("")
+    p("| hosts | what | seconds | controller's summary |")
+    p("|---:|---|---:|---|")
+    for size in uplink_sizes.split():
+        for what, (value, note) in rows["up" + size].items():
+            if not what.startswith("load"):
+                p(f"| {size} | {what} | {float(value):.3f} | `{note}` |")
+    p("")
+    for size in uplink_sizes.split():
+        r = rows["up" + size]
+        p(f"- {size} hosts: load average before {r['load'][0]}, after {r['load-after'][0]}")
+    sizes_up = uplink_sizes.split()
+    last = sizes_up[-1]
+    cold = t("up" + last, "orch setup, cold")
+    p(f"- cold `orch setup` on {last} hosts: {cold:.2f} s = {cold / once:.2f}x sending the bytes "
+      f"once (at most 1.5x: {'met' if cold <= 1.5 * once else 'NOT met'})")
+    counts = {s: sent(rows["up" + s]["orch setup, cold"][1]) for s in sizes_up}
+    same = len(set(counts.values())) == 1
+    shown = ", ".join(f"{s} hosts: {c} bytes" for s, c in counts.items())
+    p(f"- controller's sent bytes ({shown}) do not grow with the hosts: "
+      f"{'met' if same else 'NOT met'}")
+print("\n".join(out))
+PY
+echo "wrote docs/bench-scale.md"
