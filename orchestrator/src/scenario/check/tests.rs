@@ -291,7 +291,13 @@ fn traffic_sizes_are_what_orch_node_accepts() {
         }
     );
     let e = run("  len: 1G\n").unwrap_err().to_string();
-    assert!(e.contains("traffic.len: `1G`: the length must be 1 to"), "{e}");
+    assert!(
+        e.contains("traffic.len: `1G`: the length must be 1 to"),
+        "{e}"
+    );
     let e = run("  rate: 0\n").unwrap_err().to_string();
-    assert!(e.contains("traffic.rate: `0`: the rate must be above 0"), "{e}");
+    assert!(
+        e.contains("traffic.rate: `0`: the rate must be above 0"),
+        "{e}"
+    );
 }
