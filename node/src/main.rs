@@ -44,15 +44,6 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Serve this host's artifacts to the other hosts of an `orch setup` (token on stdin).
-    RelayServe {
-        /// The artifacts directory.
-        #[arg(long)]
-        dir: PathBuf,
-        /// Address to listen on; port 0 picks a free one (printed as `port N`).
-        #[arg(long, default_value = "0.0.0.0:0")]
-        listen: String,
-    },
     /// Live RTT table per destination: eBPF, or netlink sock_diag as fallback (docs/rtt.md).
     Rtt(rtt::cmd::RttArgs),
     /// What orch starts on hosts; its command line is defined in orch-common, so that orch
@@ -65,7 +56,6 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Delay { rules, show } => delay::run(&rules, show),
         Command::ElectSummary { files, json } => elect::summary::run(&files, json),
-        Command::RelayServe { dir, listen } => relay::serve(&dir, &listen),
         Command::Rtt(args) => rtt::cmd::run(&args),
         Command::Agent(agent) => run(agent),
     }
@@ -75,6 +65,7 @@ fn run(agent: Agent) -> anyhow::Result<()> {
     match agent {
         Agent::Elect { config, id } => elect::run(&config, id),
         Agent::Proc { command } => proc::run(command),
+        Agent::RelayServe { dir, listen } => relay::serve(&dir, &listen),
         Agent::Traffic { command } => traffic::run(command),
         Agent::Ycsb { args } => ycsb::main(&args),
         Agent::Chroot { connect } => ycsb::create_chroot(&connect),

@@ -3,7 +3,7 @@
 //! renamed flag or a new field cannot drift apart on the two sides. A round-trip test parses
 //! what `argv` prints back into the same value.
 //!
-//! - [`Agent`]: `elect`, `chroot`, `fourlw`, `ycsb`, `proc …`, `traffic …`;
+//! - [`Agent`]: `elect`, `chroot`, `fourlw`, `relay-serve`, `ycsb`, `proc …`, `traffic …`;
 //! - [`proc`]: `orch-node proc` (start, stop, stop-all, status, wait) and its `--json` rows;
 //! - [`traffic`]: `orch-node traffic` (mesh, rate, sink);
 //! - [`units`]: iperf3-style sizes and rates (`100K`, `1M`).
@@ -50,6 +50,15 @@ pub enum Agent {
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
+    /// Serve this host's artifacts to the other hosts of an `orch setup` (token on stdin).
+    RelayServe {
+        /// The artifacts directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Address to listen on; port 0 picks a free one (printed as `port N`).
+        #[arg(long, default_value = "0.0.0.0:0")]
+        listen: String,
+    },
     /// Start and stop long-running processes exactly (see docs/proc.md).
     Proc {
         #[command(subcommand)]
@@ -92,6 +101,11 @@ impl Agent {
                 let mut a = Args::new(["fourlw"]);
                 a.flag("--server", server).flag("--timeout-ms", timeout_ms);
                 a.push(word);
+                a.0
+            }
+            Agent::RelayServe { dir, listen } => {
+                let mut a = Args::new(["relay-serve"]);
+                a.flag("--dir", dir.display()).flag("--listen", listen);
                 a.0
             }
             Agent::Proc { command } => [vec!["proc".to_string()], command.argv()].concat(),
@@ -169,6 +183,10 @@ pub(crate) mod tests {
             server: "10.0.0.1:2181".into(),
             word: "srvr".into(),
             timeout_ms: 1500,
+        });
+        round_trip(Agent::RelayServe {
+            dir: ".".into(),
+            listen: "0.0.0.0:0".into(),
         });
         round_trip(Agent::Ycsb {
             args: ["run", "-P", "w", "-p", "a=b", "-threads", "4", "-s"]

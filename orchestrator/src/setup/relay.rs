@@ -13,6 +13,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use openssh::Stdio;
+use orch_common::agent::Agent;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::inspect::Observed;
@@ -378,10 +379,16 @@ impl<'c> Server<'c> {
         node: &Artifact,
         token: &str,
     ) -> Result<Server<'c>, String> {
+        let serve = Agent::RelayServe {
+            dir: ".".into(),
+            listen: "0.0.0.0:0".into(),
+        };
+        let argv: Vec<String> = serve.argv().iter().map(|a| quote(a)).collect();
         let script = format!(
-            "cd {}/artifacts && exec ./{} relay-serve --dir .",
+            "cd {}/artifacts && exec ./{} {}",
             path(&seed.host.orch_dir),
-            quote(&node.remote_name())
+            quote(&node.remote_name()),
+            argv.join(" ")
         );
         let cmd = Cmd::script(&script).timeout(Some(SERVE_LIMIT));
         let mut child = conn
