@@ -2,6 +2,8 @@
 //!
 //! - [`agent`]: orch-node's command line for everything orch starts on hosts (`proc`,
 //!   `traffic`, `elect`, `fourlw`, `chroot`, `ycsb`), parsed by orch-node and built by orch.
+//! - [`delay`]: the rule file of `orch-node delay`, the ranges of its values, the jitter
+//!   distributions and the `--show` read-back, written by one side and read by the other.
 //! - [`replica`]: the replica's configuration (`orch-node elect --config`), which orch builds
 //!   from a scenario's `election:` section and the inventory, and orch-node reads.
 //! - [`events`]: the records of the replica's JSON-lines event log, which orch-node writes and
@@ -10,5 +12,6 @@
 //! Nothing here does I/O beyond parsing text it is handed.
 
 pub mod agent;
+pub mod delay;
 pub mod events;
 pub mod replica;

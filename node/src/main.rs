@@ -25,16 +25,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Delay this host's outgoing packets per destination in user space, where the kernel has
-    /// no netem (see docs/delay.md).
-    Delay {
-        /// Rule file (YAML or JSON): destinations with delay, jitter, distribution and loss.
-        #[arg(long)]
-        rules: PathBuf,
-        /// Print the rule file's nftables table as the kernel reports it (JSON) and exit.
-        #[arg(long)]
-        show: bool,
-    },
     /// Summarise replica event logs: leaders per term, elections, detection times.
     ElectSummary {
         /// Event logs (JSON lines) of the replicas of one experiment.
@@ -54,7 +44,6 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Delay { rules, show } => delay::run(&rules, show),
         Command::ElectSummary { files, json } => elect::summary::run(&files, json),
         Command::Rtt(args) => rtt::cmd::run(&args),
         Command::Agent(agent) => run(agent),
@@ -64,6 +53,7 @@ fn main() -> anyhow::Result<()> {
 fn run(agent: Agent) -> anyhow::Result<()> {
     match agent {
         Agent::Elect { config, id } => elect::run(&config, id),
+        Agent::Delay { rules, show } => delay::run(&rules, show),
         Agent::Proc { command } => proc::run(command),
         Agent::RelayServe { dir, listen } => relay::serve(&dir, &listen),
         Agent::Traffic { command } => traffic::run(command),

@@ -244,7 +244,7 @@ fn check_normal(lab: &Lab, base: &[f64]) {
 
 #[test]
 fn matrix_of_one_way_delays_is_applied_measured_and_removed() {
-    let lab = Lab::up("dly", "10.241", 3);
+    let lab = Lab::up("da", "10.131", 3);
     std::env::set_var(net::NODE_BIN_ENV, node_binary());
     let inventory = Inventory::load(&lab.inventory).unwrap();
     let hosts: Vec<_> = inventory.hosts.iter().collect();

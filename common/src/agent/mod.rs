@@ -3,7 +3,7 @@
 //! renamed flag or a new field cannot drift apart on the two sides. A round-trip test parses
 //! what `argv` prints back into the same value.
 //!
-//! - [`Agent`]: `elect`, `chroot`, `fourlw`, `relay-serve`, `ycsb`, `proc …`, `traffic …`;
+//! - [`Agent`]: `elect`, `delay`, `chroot`, `fourlw`, `relay-serve`, `ycsb`, `proc …`, `traffic …`;
 //! - [`proc`]: `orch-node proc` (start, stop, stop-all, status, wait) and its `--json` rows;
 //! - [`traffic`]: `orch-node traffic` (mesh, rate, sink);
 //! - [`units`]: iperf3-style sizes and rates (`100K`, `1M`).
@@ -20,7 +20,7 @@ pub use proc::Proc;
 pub use traffic::Traffic;
 
 /// The subcommands of `orch-node` that orch starts; orch-node's own command line flattens them
-/// in beside the ones only people type (`rtt`, `delay --show`, `elect-summary`).
+/// in beside the ones only people type (`rtt`, `elect-summary`).
 #[derive(Subcommand, Debug, Clone, PartialEq)]
 pub enum Agent {
     /// Run one latency-aware leader-election replica (see docs/elect.md).
@@ -58,6 +58,16 @@ pub enum Agent {
         /// Address to listen on; port 0 picks a free one (printed as `port N`).
         #[arg(long, default_value = "0.0.0.0:0")]
         listen: String,
+    },
+    /// Delay this host's outgoing packets per destination in user space, where the kernel has
+    /// no netem (see docs/delay.md).
+    Delay {
+        /// Rule file (YAML or JSON): destinations with delay, jitter, distribution and loss.
+        #[arg(long)]
+        rules: PathBuf,
+        /// Print the rule file's nftables table as the kernel reports it (JSON) and exit.
+        #[arg(long)]
+        show: bool,
     },
     /// Start and stop long-running processes exactly (see docs/proc.md).
     Proc {
@@ -106,6 +116,11 @@ impl Agent {
             Agent::RelayServe { dir, listen } => {
                 let mut a = Args::new(["relay-serve"]);
                 a.flag("--dir", dir.display()).flag("--listen", listen);
+                a.0
+            }
+            Agent::Delay { rules, show } => {
+                let mut a = Args::new(["delay"]);
+                a.flag("--rules", rules.display()).switch("--show", *show);
                 a.0
             }
             Agent::Proc { command } => [vec!["proc".to_string()], command.argv()].concat(),
@@ -188,6 +203,12 @@ pub(crate) mod tests {
             dir: ".".into(),
             listen: "0.0.0.0:0".into(),
         });
+        for show in [false, true] {
+            round_trip(Agent::Delay {
+                rules: "/h/.orch/delay/rules.json".into(),
+                show,
+            });
+        }
         round_trip(Agent::Ycsb {
             args: ["run", "-P", "w", "-p", "a=b", "-threads", "4", "-s"]
                 .map(String::from)

@@ -20,45 +20,33 @@
 //! Differences from netem: no table quantisation (netem has 4096 to 16384 steps), and no
 //! delay correlation (netem's correlation parameter is deprecated as statistically wrong).
 
-use crate::stats::normal_quantile;
-use serde::{Deserialize, Serialize};
+use orch_common::delay::Distribution;
 
-/// Shape of the jitter around the mean delay.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Distribution {
-    #[default]
-    Uniform,
-    Normal,
-    Pareto,
-    Paretonormal,
-}
+use crate::stats::normal_quantile;
 
 /// netem's table range: 16-bit values over `NETEM_DIST_SCALE` (8192).
 const TABLE_LIMIT: f64 = 32767.0 / 8192.0;
 
-impl Distribution {
-    /// The jitter multiplier `t` for a uniform draw `u` in (0, 1).
-    pub fn quantile(self, u: f64) -> f64 {
-        let u = u.clamp(f64::MIN_POSITIVE, 1.0 - f64::EPSILON);
-        match self {
-            Distribution::Uniform => 2.0 * u - 1.0,
-            Distribution::Normal => normal_quantile(u).clamp(-TABLE_LIMIT, TABLE_LIMIT),
-            Distribution::Pareto => pareto(1.0 - u),
-            Distribution::Paretonormal => {
-                let n = normal_quantile(u).clamp(-TABLE_LIMIT, TABLE_LIMIT);
-                ((n + 3.0 * pareto(1.0 - u)) / 4.0).clamp(-TABLE_LIMIT, TABLE_LIMIT)
-            }
+/// The jitter multiplier `t` of `d` for a uniform draw `u` in (0, 1).
+pub fn quantile(d: Distribution, u: f64) -> f64 {
+    let u = u.clamp(f64::MIN_POSITIVE, 1.0 - f64::EPSILON);
+    match d {
+        Distribution::Uniform => 2.0 * u - 1.0,
+        Distribution::Normal => normal_quantile(u).clamp(-TABLE_LIMIT, TABLE_LIMIT),
+        Distribution::Pareto => pareto(1.0 - u),
+        Distribution::Paretonormal => {
+            let n = normal_quantile(u).clamp(-TABLE_LIMIT, TABLE_LIMIT);
+            ((n + 3.0 * pareto(1.0 - u)) / 4.0).clamp(-TABLE_LIMIT, TABLE_LIMIT)
         }
     }
+}
 
-    /// A delay in nanoseconds: `delay + jitter * t(u)`, never negative.
-    pub fn sample_ns(self, delay_ns: f64, jitter_ns: f64, u: f64) -> u64 {
-        if jitter_ns == 0.0 {
-            return delay_ns as u64;
-        }
-        (delay_ns + jitter_ns * self.quantile(u)).max(0.0) as u64
+/// A delay of `d` in nanoseconds: `delay + jitter * t(u)`, never negative.
+pub fn sample_ns(d: Distribution, delay_ns: f64, jitter_ns: f64, u: f64) -> u64 {
+    if jitter_ns == 0.0 {
+        return delay_ns as u64;
     }
+    (delay_ns + jitter_ns * quantile(d, u)).max(0.0) as u64
 }
 
 /// netem's Pareto table entry for `v` in (0, 1]: decreasing in `v`, so `pareto(1 - u)` is a
@@ -75,7 +63,7 @@ mod tests {
     fn moments(d: Distribution) -> (f64, f64) {
         let n = 200_000;
         let xs: Vec<f64> = (0..n)
-            .map(|i| d.quantile((i as f64 + 0.5) / n as f64))
+            .map(|i| quantile(d, (i as f64 + 0.5) / n as f64))
             .collect();
         let mean = xs.iter().sum::<f64>() / n as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
@@ -102,21 +90,21 @@ mod tests {
 
     #[test]
     fn pareto_is_skewed_and_bounded_like_the_table() {
-        let lo = Distribution::Pareto.quantile(1e-9);
-        let hi = Distribution::Pareto.quantile(1.0 - 1e-12);
+        let lo = quantile(Distribution::Pareto, 1e-9);
+        let hi = quantile(Distribution::Pareto, 1.0 - 1e-12);
         assert!((lo + 2.0 / 3.0).abs() < 1e-3, "{lo}");
         assert!((hi - TABLE_LIMIT).abs() < 1e-9, "{hi}");
         assert!(
-            Distribution::Pareto.quantile(0.5) < 0.0,
+            quantile(Distribution::Pareto, 0.5) < 0.0,
             "median below the mean"
         );
     }
 
     #[test]
     fn samples_are_never_negative() {
-        assert_eq!(Distribution::Normal.sample_ns(1e6, 1e6, 1e-9), 0);
-        assert_eq!(Distribution::Normal.sample_ns(5e6, 0.0, 0.1), 5_000_000);
-        let u = Distribution::Uniform.sample_ns(10e6, 2e6, 0.75);
+        assert_eq!(sample_ns(Distribution::Normal, 1e6, 1e6, 1e-9), 0);
+        assert_eq!(sample_ns(Distribution::Normal, 5e6, 0.0, 0.1), 5_000_000);
+        let u = sample_ns(Distribution::Uniform, 10e6, 2e6, 0.75);
         assert_eq!(u, 11_000_000);
     }
 }

@@ -24,10 +24,9 @@ use rand::RngExt;
 use serde_json::json;
 
 use hold::{Counters, Hold};
-use nft::Family;
 use nl::{Batch, Socket};
+use orch_common::delay::{Family, Rule, RuleFile, Shown};
 use queue::{Packet, Verdict};
-use rules::RuleFile;
 
 /// Receive buffer of the queue socket: room for bursts while we are busy releasing.
 const RECEIVE_BUFFER: i32 = 16 << 20;
@@ -43,7 +42,7 @@ static REPORT: AtomicBool = AtomicBool::new(false);
 /// Runs the emulator for the rule file until SIGTERM/SIGINT, or with `show` prints what the
 /// kernel has installed for it (JSON) and exits.
 pub fn run(path: &Path, show: bool) -> Result<()> {
-    let file = RuleFile::load(path)?;
+    let file = rules::load(path)?;
     if show {
         return print_installed(&file);
     }
@@ -63,7 +62,11 @@ fn print_installed(file: &RuleFile) -> Result<()> {
             .with_context(|| format!("reading table {} {}", family.name(), file.table))?;
         installed.extend(table);
     }
-    println!("{}", json!({ "table": file.table, "installed": installed }));
+    let shown = Shown {
+        table: file.table.clone(),
+        installed,
+    };
+    println!("{}", serde_json::to_string(&shown)?);
     Ok(())
 }
 
@@ -115,7 +118,7 @@ impl Emulator {
         nft.set_receive_timeout(Duration::from_secs(2))?;
         let mut families = Vec::new();
         for family in [Family::Ip, Family::Ip6] {
-            let rules: Vec<(u16, &rules::Rule)> = file
+            let rules: Vec<(u16, &Rule)> = file
                 .rules
                 .iter()
                 .enumerate()
@@ -235,7 +238,8 @@ impl Emulator {
             queue::verdict(&mut self.out, packet, Verdict::Drop);
             return;
         }
-        let delay = rule.distribution.sample_ns(
+        let delay = dist::sample_ns(
+            rule.distribution,
             rule.delay_ms * 1e6,
             rule.jitter_ms * 1e6,
             self.rng.random::<f64>(),

@@ -10,10 +10,8 @@
 use std::io;
 use std::net::IpAddr;
 
-use serde::Serialize;
-
 use super::nl::{self, Attrs, Batch, Socket, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST};
-use super::rules::Rule;
+use orch_common::delay::{Family, Installed, InstalledRule, Rule};
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
@@ -69,64 +67,20 @@ const NFQ_FLAG_BYPASS: u16 = 0x1;
 /// forwarded, after routing chose the interface.
 pub const CHAIN: &str = "egress";
 
-/// Address families the emulator can install a table in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    Ip,
-    Ip6,
-}
-
-impl Family {
-    pub fn of(addr: &IpAddr) -> Family {
-        match addr {
-            IpAddr::V4(_) => Family::Ip,
-            IpAddr::V6(_) => Family::Ip6,
-        }
-    }
-
-    /// The name nft uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::Ip => "ip",
-            Family::Ip6 => "ip6",
-        }
-    }
-
-    fn nfproto(self) -> u8 {
-        match self {
-            Family::Ip => libc::NFPROTO_IPV4 as u8,
-            Family::Ip6 => libc::NFPROTO_IPV6 as u8,
-        }
-    }
-
-    /// Where the destination address sits in the network header.
-    fn daddr(self) -> (u32, u32) {
-        match self {
-            Family::Ip => (16, 4),
-            Family::Ip6 => (24, 16),
-        }
+/// The netfilter protocol number of `family`.
+fn nfproto(family: Family) -> u8 {
+    match family {
+        Family::Ip => libc::NFPROTO_IPV4 as u8,
+        Family::Ip6 => libc::NFPROTO_IPV6 as u8,
     }
 }
 
-/// A table as the kernel reports it back.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Installed {
-    pub family: Family,
-    pub table: String,
-    /// The owner flag: the table disappears with the process.
-    pub owner: bool,
-    pub rules: Vec<InstalledRule>,
-}
-
-/// One rule as the kernel reports it back.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct InstalledRule {
-    pub dst: Option<IpAddr>,
-    pub interface: Option<String>,
-    pub queue: Option<u16>,
-    pub bypass: bool,
-    pub packets: u64,
+/// Where the destination address sits in the network header of `family`.
+fn daddr(family: Family) -> (u32, u32) {
+    match family {
+        Family::Ip => (16, 4),
+        Family::Ip6 => (24, 16),
+    }
 }
 
 /// Creates the owned table, its chain and one rule per entry of `rules` (rule `i` queues to
@@ -141,7 +95,7 @@ pub fn install(
     let mut what = Vec::new();
     begin_batch(&mut b);
     let ack = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
-    let fam = family.nfproto();
+    let fam = nfproto(family);
 
     what.push((
         b.begin(NFT_MSG_NEWTABLE | (NFNL_SUBSYS_NFTABLES << 8), ack, fam, 0),
@@ -183,7 +137,7 @@ pub fn install(
             ifname[..name.len()].copy_from_slice(name.as_bytes());
             compare(&mut b, &ifname);
         }
-        let (offset, len) = family.daddr();
+        let (offset, len) = daddr(family);
         expr(&mut b, "payload", |b| {
             b.attr_be32(NFTA_PAYLOAD_DREG, NFT_REG_1);
             b.attr_be32(NFTA_PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER);
@@ -222,7 +176,7 @@ pub fn delete(sock: &Socket, family: Family, table: &str) -> io::Result<()> {
     b.begin(
         NFT_MSG_DELTABLE | (NFNL_SUBSYS_NFTABLES << 8),
         NLM_F_REQUEST | NLM_F_ACK,
-        family.nfproto(),
+        nfproto(family),
         0,
     );
     b.attr_str(NFTA_TABLE_NAME, table);
@@ -237,7 +191,7 @@ pub fn show(sock: &Socket, family: Family, table: &str) -> io::Result<Option<Ins
     b.begin(
         NFT_MSG_GETTABLE | (NFNL_SUBSYS_NFTABLES << 8),
         NLM_F_REQUEST,
-        family.nfproto(),
+        nfproto(family),
         0,
     );
     b.attr_str(NFTA_TABLE_NAME, table);
@@ -259,7 +213,7 @@ pub fn show(sock: &Socket, family: Family, table: &str) -> io::Result<Option<Ins
     b.begin(
         NFT_MSG_GETRULE | (NFNL_SUBSYS_NFTABLES << 8),
         NLM_F_REQUEST | NLM_F_DUMP,
-        family.nfproto(),
+        nfproto(family),
         0,
     );
     b.attr_str(NFTA_RULE_TABLE, table);

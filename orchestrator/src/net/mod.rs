@@ -15,6 +15,8 @@ use std::fmt::Write as _;
 
 use anyhow::{bail, Result};
 
+use orch_common::agent::proc::StatusRow;
+
 use crate::facts::Facts;
 use crate::inventory::Host;
 use crate::output::Progress;
@@ -47,12 +49,12 @@ enum Made {
     Netem {
         interfaces: Vec<(String, Option<String>)>,
     },
-    /// `orch-node delay` running as this pid (with this start time).
+    /// `orch-node delay` running as this pid, an `orch-node proc` record under
+    /// `<paths_root>/delay/proc`.
     Emulator {
         binary: String,
         paths_root: String,
         pid: u32,
-        start_time: u64,
     },
 }
 
@@ -152,12 +154,7 @@ pub async fn remove(applied: AppliedDelays) -> Result<()> {
             .expect("every host was applied");
         match &a.made {
             Made::Netem { interfaces } => remove_netem(&conn, interfaces).await,
-            Made::Emulator {
-                binary,
-                paths_root,
-                pid,
-                start_time,
-            } => remove_emulator(&conn, binary, paths_root, *pid, *start_time).await,
+            made @ Made::Emulator { .. } => remove_emulator(&conn, made).await,
         }
     })
     .await;
@@ -397,73 +394,100 @@ async fn apply_emulator(conn: &Conn, host: &Host, rules: &[Egress]) -> Result<Ma
     };
     let paths = emulator::Paths::new(&root);
     let refs: Vec<&Egress> = rules.iter().collect();
-    let file = emulator::rule_file(&refs);
+    let file = emulator::rule_text(&emulator::rule_file(&refs));
     conn.upload(file.as_bytes(), file.len() as u64, &paths.rules, 0o644)
         .await?;
-    let (pid, start_time) = start_emulator(conn, &binary, &paths).await?;
-    let show = Cmd::new(&emulator::show_command(&binary, &paths)).privileged();
-    let verified = match checked(conn, &show, "orch-node delay --show").await {
-        Ok(text) => emulator::verify(&refs, &text)
-            .map_err(|wrong| failure(conn, "orch-node delay --show", wrong.join("; "))),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = verified {
-        let _ = remove_emulator(conn, &binary, &root, pid, start_time).await;
-        return Err(e);
-    }
-    Ok(Made::Emulator {
+    // An emulator an interrupted run left holds the queues: stop it first.
+    let stop = Cmd::new(&emulator::stop(&binary, &paths)).privileged();
+    checked(conn, &stop, "orch-node proc stop-all (emulator leftovers)").await?;
+    let start = Cmd::new(&emulator::start(&binary, &paths)).privileged();
+    let out = checked(conn, &start, "orch-node proc start (emulator)").await?;
+    let made = Made::Emulator {
         binary,
         paths_root: root,
-        pid,
-        start_time,
-    })
+        pid: out.trim().parse().unwrap_or(0),
+    };
+    if let Err(e) = wait_installed(conn, &made, &refs).await {
+        let _ = remove_emulator(conn, &made).await;
+        return Err(e);
+    }
+    Ok(made)
 }
 
-/// Starts the emulator in the background and returns its pid and start time. Kept in one
-/// place: a process supervisor (`orch-node proc`) is to replace the shell job later.
-async fn start_emulator(
-    conn: &Conn,
-    binary: &str,
-    paths: &emulator::Paths,
-) -> Result<(u32, u64), RemoteError> {
-    let script = emulator::start_script(binary, paths);
-    let out = checked(
-        conn,
-        &Cmd::script(&script).privileged(),
-        "start orch-node delay",
-    )
-    .await?;
-    emulator::parse_started(&out).ok_or_else(|| {
-        failure(
-            conn,
-            "start orch-node delay",
-            format!("expected `PID STARTTIME`, got {out:?}"),
-        )
-    })
+/// Waits until the emulator's `--show` read-back matches `rules`: the table appears once the
+/// emulator has bound its queues and installed it, some milliseconds after `proc start`
+/// returned. Fails at once, with the log's tail, if the emulator exits first, and with the
+/// read-back's differences after [`emulator::READY_WITHIN`].
+async fn wait_installed(conn: &Conn, made: &Made, rules: &[&Egress]) -> Result<(), RemoteError> {
+    let Made::Emulator {
+        binary, paths_root, ..
+    } = made
+    else {
+        unreachable!("only the emulator is waited for")
+    };
+    let paths = emulator::Paths::new(paths_root);
+    let show = Cmd::new(&emulator::show_command(binary, &paths)).privileged();
+    let status = Cmd::new(&emulator::status_command(binary, &paths)).privileged();
+    let deadline = std::time::Instant::now() + emulator::READY_WITHIN;
+    loop {
+        let text = checked(conn, &show, "orch-node delay --show").await?;
+        let shown =
+            emulator::parse_show(&text).map_err(|e| failure(conn, "orch-node delay --show", e))?;
+        let wrong = match emulator::verify(rules, &shown) {
+            Ok(()) => return Ok(()),
+            Err(wrong) => wrong,
+        };
+        let rows = checked(conn, &status, "orch-node proc status").await?;
+        let rows: Vec<StatusRow> = serde_json::from_str(&rows)
+            .map_err(|e| failure(conn, "orch-node proc status --json", e.to_string()))?;
+        if !rows.iter().any(|r| r.name == emulator::NAME && r.alive) {
+            return Err(failure(
+                conn,
+                "orch-node delay",
+                format!("the emulator exited: {}", log_tail(conn, &paths).await),
+            ));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(failure(conn, "orch-node delay --show", wrong.join("; ")));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
-async fn remove_emulator(
-    conn: &Conn,
-    binary: &str,
-    root: &str,
-    pid: u32,
-    start_time: u64,
-) -> Result<(), RemoteError> {
-    let paths = emulator::Paths::new(root);
-    let stop = Cmd::script(&emulator::stop_script(pid, start_time, &paths)).privileged();
-    let stats = checked(conn, &stop, "stop orch-node delay").await?;
-    if !stats.trim().is_empty() {
-        tracing::info!(host = conn.host(), stats = stats.trim(), "emulator stopped");
+/// The last lines of the emulator's log, for an error message.
+async fn log_tail(conn: &Conn, paths: &emulator::Paths) -> String {
+    let tail = Cmd::new(&["tail", "-n", "20", &paths.log]).privileged();
+    match conn.run(&tail).await {
+        Ok(out) => out.stdout.trim().to_string(),
+        Err(e) => format!("(log {} unreadable: {e})", paths.log),
+    }
+}
+
+async fn remove_emulator(conn: &Conn, made: &Made) -> Result<(), RemoteError> {
+    let Made::Emulator {
+        binary, paths_root, ..
+    } = made
+    else {
+        unreachable!("only the emulator is removed here")
+    };
+    let paths = emulator::Paths::new(paths_root);
+    let stop = Cmd::new(&emulator::stop(binary, &paths)).privileged();
+    checked(conn, &stop, "orch-node proc stop-all (emulator)").await?;
+    let log = log_tail(conn, &paths).await;
+    if let Some(stats) = emulator::exit_stats(&log) {
+        tracing::info!(host = conn.host(), stats, "emulator stopped");
     }
     let show = Cmd::new(&emulator::show_command(binary, &paths)).privileged();
     let text = checked(conn, &show, "orch-node delay --show").await?;
-    if !emulator::is_gone(&text) {
+    let shown =
+        emulator::parse_show(&text).map_err(|e| failure(conn, "orch-node delay --show", e))?;
+    if !shown.installed.is_empty() {
         return Err(failure(
             conn,
             "orch-node delay --show",
             format!(
                 "table {} is still installed after the emulator stopped: {text}",
-                emulator::TABLE
+                shown.table
             ),
         ));
     }

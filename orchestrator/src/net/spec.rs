@@ -7,15 +7,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 
+use orch_common::delay;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::measure::Tolerance;
 use crate::config::Problems;
 use crate::inventory::Host;
-
-/// Largest delay or jitter accepted, ms (a minute: anything longer is a typo).
-const MAX_MS: f64 = 60_000.0;
 
 /// The `delays:` section as written.
 ///
@@ -95,34 +93,8 @@ impl Method {
     }
 }
 
-/// Shape of the jitter, with netem's names and definitions.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub enum Distribution {
-    #[default]
-    Uniform,
-    Normal,
-    Pareto,
-    Paretonormal,
-}
-
-impl Distribution {
-    const ALL: [Distribution; 4] = [
-        Distribution::Uniform,
-        Distribution::Normal,
-        Distribution::Pareto,
-        Distribution::Paretonormal,
-    ];
-
-    /// The name netem, the emulator and scenarios use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Distribution::Uniform => "uniform",
-            Distribution::Normal => "normal",
-            Distribution::Pareto => "pareto",
-            Distribution::Paretonormal => "paretonormal",
-        }
-    }
-}
+/// Shape of the jitter: the shared contract's, so netem's names and the emulator's agree.
+pub use orch_common::delay::Distribution;
 
 /// What one link does to packets.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -391,38 +363,26 @@ impl Checker<'_> {
         let before = self.problems.len();
         for (name, v) in [("delay_ms", Some(delay)), ("jitter_ms", jitter)] {
             if let Some(v) = v {
-                if !(v.value.is_finite() && (0.0..=MAX_MS).contains(&v.value)) {
-                    self.problems.at(
-                        v.referenced,
-                        &format!("{field}.{name}"),
-                        format!("must be between 0 and {MAX_MS} ms, not {}", v.value),
-                    );
+                if let Err(e) = delay::check_ms(v.value) {
+                    self.problems
+                        .at(v.referenced, &format!("{field}.{name}"), e);
                 }
             }
         }
         if let Some(l) = loss {
-            if !(0.0..=100.0).contains(&l.value) {
-                self.problems.at(
-                    l.referenced,
-                    &format!("{field}.loss_pct"),
-                    format!("must be between 0 and 100, not {}", l.value),
-                );
+            if let Err(e) = delay::check_loss(l.value) {
+                self.problems
+                    .at(l.referenced, &format!("{field}.loss_pct"), e);
             }
         }
         let jitter_ms = jitter.map_or(0.0, |j| j.value);
         let mut dist = Distribution::Uniform;
         if let Some(d) = distribution {
-            match Distribution::ALL.iter().find(|x| x.as_str() == d.value) {
-                Some(x) => dist = *x,
-                None => self.problems.at(
-                    d.referenced,
-                    &format!("{field}.distribution"),
-                    format!(
-                        "unknown distribution `{}`, expected one of {}",
-                        d.value,
-                        Distribution::ALL.map(|x| x.as_str()).join(", ")
-                    ),
-                ),
+            match Distribution::named(&d.value) {
+                Ok(x) => dist = x,
+                Err(e) => self
+                    .problems
+                    .at(d.referenced, &format!("{field}.distribution"), e),
             }
             if jitter_ms == 0.0 && dist != Distribution::Uniform {
                 self.problems.at(
