@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Records what the real tc prints for orch's netem setup, as fixtures for the unit tests of
-# orchestrator/src/net/netem.rs: `scripts/record-tc-fixtures.sh OUTDIR` (as root, on a kernel
+# orchestrator/src/delay/netem.rs: `scripts/record-tc-fixtures.sh OUTDIR` (as root, on a kernel
 # with sch_netem; scripts/kernel-test.sh --record runs it in the VM on each kernel).
 #
 # In a scratch network namespace it creates a dummy interface, runs the exact commands that

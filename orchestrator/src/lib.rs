@@ -7,7 +7,7 @@
 //! - [`remote`]: SSH to many hosts at once, one reused connection each;
 //! - [`facts`] (`orch check`), [`exec`] (`orch exec`), [`status`] (`orch status`);
 //! - [`artifacts`] (built once on the controller) -> [`setup`] (pushed by hash, configs rendered);
-//! - [`run`]: the phases of `orch run` ([`net`]: the delays; traffic, ZooKeeper, replicas,
+//! - [`run`]: the phases of `orch run` ([`delay`]: the delays; traffic, ZooKeeper, replicas,
 //!   workload, teardown);
 //! - [`results`]: the results directory, summaries, cells, plots, `orch report`;
 //! - [`logs`]: `orch fetch-logs`;
@@ -17,12 +17,12 @@
 pub mod artifacts;
 pub mod cli;
 pub mod config;
+pub mod delay;
 pub mod exec;
 pub mod facts;
 pub mod inventory;
 pub mod lab;
 pub mod logs;
-pub mod net;
 pub mod output;
 pub mod remote;
 pub mod results;

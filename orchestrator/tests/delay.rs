@@ -1,4 +1,4 @@
-//! `orch::net` on a 3-host local lab: one-way delays of 5, 20 and 40 ms between the pairs,
+//! `orch::delay` on a 3-host local lab: one-way delays of 5, 20 and 40 ms between the pairs,
 //! measured with ping and with TCP's smoothed RTT, then removed, then applied again and the
 //! emulators killed with SIGKILL. The scenario asks for `method: emulator`, so every host gets
 //! the `orch-node delay` emulator on any kernel (netem is tested by tests/kernel.rs, in the VMs
@@ -17,9 +17,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use orch::config::Problems;
+use orch::delay::{self, DelaySpec};
 use orch::facts;
 use orch::inventory::Inventory;
-use orch::net::{self, DelaySpec};
 
 mod common;
 
@@ -245,7 +245,7 @@ fn check_normal(lab: &Lab, base: &[f64]) {
 #[test]
 fn matrix_of_one_way_delays_is_applied_measured_and_removed() {
     let lab = Lab::up("da", "10.131", 3);
-    std::env::set_var(net::NODE_BIN_ENV, node_binary());
+    std::env::set_var(delay::NODE_BIN_ENV, node_binary());
     let inventory = Inventory::load(&lab.inventory).unwrap();
     let hosts: Vec<_> = inventory.hosts.iter().collect();
     let mut problems = Problems::new(Path::new("scenario.yaml"));
@@ -257,7 +257,9 @@ fn matrix_of_one_way_delays_is_applied_measured_and_removed() {
     assert!(all, "orch check failed");
     let base: Vec<f64> = MATRIX.iter().map(|(a, b, _)| lab.ping(*a, *b)).collect();
 
-    let applied = rt.block_on(net::apply(&hosts, &delays, &facts, 8)).unwrap();
+    let applied = rt
+        .block_on(delay::apply(&hosts, &delays, &facts, 8))
+        .unwrap();
     let report = applied.report();
     for i in 1..=3 {
         assert!(
@@ -270,16 +272,20 @@ fn matrix_of_one_way_delays_is_applied_measured_and_removed() {
         "{report}"
     );
     check_matrix(&lab, &base);
-    rt.block_on(net::remove(applied)).unwrap();
+    rt.block_on(delay::remove(applied)).unwrap();
     check_normal(&lab, &base);
 
-    let interrupted = rt.block_on(net::apply(&hosts, &delays, &facts, 8)).unwrap();
+    let interrupted = rt
+        .block_on(delay::apply(&hosts, &delays, &facts, 8))
+        .unwrap();
     drop(interrupted);
-    let applied = rt.block_on(net::apply(&hosts, &delays, &facts, 8)).unwrap();
+    let applied = rt
+        .block_on(delay::apply(&hosts, &delays, &facts, 8))
+        .unwrap();
     assert!(lab.ping(1, 3) > 40.0);
     for i in 1..=3 {
         lab.kill_emulator(i);
     }
     check_normal(&lab, &base);
-    rt.block_on(net::remove(applied)).unwrap();
+    rt.block_on(delay::remove(applied)).unwrap();
 }

@@ -12,9 +12,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use orch::config::Problems;
+use orch::delay::{self, DelaySpec};
 use orch::facts::{self, Facts};
 use orch::inventory::Inventory;
-use orch::net::{self, DelaySpec};
 
 mod common;
 
@@ -277,7 +277,9 @@ fn netem_delays_are_applied_read_back_measured_and_removed() {
         .map(|i| on_host(&lab, i, &["tc", "qdisc", "show", "dev", "eth0"]))
         .collect();
 
-    let applied = rt.block_on(net::apply(&hosts, &delays, &facts, 8)).unwrap();
+    let applied = rt
+        .block_on(delay::apply(&hosts, &delays, &facts, 8))
+        .unwrap();
     let report = applied.report();
     for i in 1..=3 {
         assert!(
@@ -312,7 +314,7 @@ fn netem_delays_are_applied_read_back_measured_and_removed() {
         "not within 10% or 1 ms (after {late:.3} ms of bare netem lateness): {wrong:#?}"
     );
 
-    rt.block_on(net::remove(applied)).unwrap();
+    rt.block_on(delay::remove(applied)).unwrap();
     for i in 1..=3 {
         let qdiscs = on_host(&lab, i, &["tc", "qdisc", "show", "dev", "eth0"]);
         assert_eq!(qdiscs, before[i - 1], "host{i}: qdiscs after teardown");

@@ -18,9 +18,9 @@ use anyhow::bail;
 
 pub use hosts::RunHost;
 
+use crate::delay;
 use crate::facts;
 use crate::inventory::{Host, Inventory};
-use crate::net;
 use crate::remote::{Cmd, Conn};
 use crate::results::cells::{self, Cell};
 use crate::results::plot;
@@ -350,7 +350,7 @@ async fn one_run(
     label: &str,
     conns: &BTreeMap<String, (Conn, RunHost)>,
     dir: &store::RunDir,
-    delays: &mut Option<net::AppliedDelays>,
+    delays: &mut Option<delay::AppliedDelays>,
 ) -> anyhow::Result<RunResult> {
     let local = dir.path.join(label);
     std::fs::create_dir_all(&local)?;
@@ -367,14 +367,14 @@ async fn one_run(
             let (conn, _) = &conns[&h.name];
             facts.push((h.name.clone(), facts::probe(conn, &h.orch_dir).await?));
         }
-        let applied = net::apply(&hosts, d, &facts, hosts.len()).await?;
+        let applied = delay::apply(&hosts, d, &facts, hosts.len()).await?;
         eprintln!("   delays:\n{}", indent(&applied.report()));
         std::fs::write(local.join("delays.txt"), applied.report())?;
         *delays = Some(applied);
         // Measured delays: declared vs measured round trip per pair, before any workload.
         let with_conns: Vec<(&Host, &Conn)> =
             hosts.iter().map(|h| (*h, &conns[&h.name].0)).collect();
-        let m = net::measure::measure(&with_conns, d).await?;
+        let m = delay::measure::measure(&with_conns, d).await?;
         let report = format!(
             "{}\n{}",
             delays.as_ref().expect("set above").report(),

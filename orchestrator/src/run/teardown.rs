@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::bail;
 
 use super::hosts::RunHost;
-use crate::net;
+use crate::delay;
 use crate::remote::Conn;
 
 /// Stops every process the run started on every host, newest first, then removes the run's
@@ -15,7 +15,7 @@ use crate::remote::Conn;
 pub(super) async fn run(
     label: &str,
     conns: &BTreeMap<String, (Conn, RunHost)>,
-    delays: Option<net::AppliedDelays>,
+    delays: Option<delay::AppliedDelays>,
 ) -> anyhow::Result<()> {
     let results = futures::future::join_all(conns.values().map(|(conn, rh)| async move {
         let out = conn.run(&rh.stop_all(label)).await?;
@@ -35,7 +35,7 @@ pub(super) async fn run(
         .filter_map(|r| r.err().map(|e| format!("{e:#}")))
         .collect();
     if let Some(applied) = delays {
-        if let Err(e) = net::remove(applied).await {
+        if let Err(e) = delay::remove(applied).await {
             problems.push(format!("removing delays: {e:#}"));
         }
     }

@@ -38,7 +38,7 @@ pub struct RunSpec {
     /// 1-based repetition of this matrix combination.
     pub repetition: u32,
     /// Network delays (validated against the inventory), applied before anything starts.
-    pub delays: Option<crate::net::Delays>,
+    pub delays: Option<crate::delay::Delays>,
     pub zookeeper: Option<ZookeeperPlan>,
     pub traffic: Option<TrafficPlan>,
     /// Leader-election replicas; the run waits for them (`duration_s`).

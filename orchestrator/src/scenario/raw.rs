@@ -10,7 +10,7 @@ use serde_saphyr::Spanned;
 
 use super::election::RawElection;
 use super::matrix::RawMatrix;
-use crate::net::DelaySpec;
+use crate::delay::DelaySpec;
 
 #[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]

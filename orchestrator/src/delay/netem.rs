@@ -276,7 +276,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::net::spec::Link;
+    use crate::delay::spec::Link;
 
     fn egress(to: &str, dst: &str, delay: f64, jitter: f64, d: Distribution, loss: f64) -> Egress {
         Egress {

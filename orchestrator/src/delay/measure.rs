@@ -404,7 +404,7 @@ impl Measured {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::spec::Egress;
+    use crate::delay::spec::Egress;
 
     /// Recorded from `ping -n -c 3 -i 0.2 -I 127.0.0.1 127.0.0.1` (ping from iputils 20221126,
     /// Debian 12, kernel 6.18).

@@ -148,7 +148,7 @@ pub fn exit_stats(log: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::spec::{Distribution, Link};
+    use crate::delay::spec::{Distribution, Link};
 
     fn egress(to: &str, dst: &str, iface: Option<&str>, delay: f64) -> Egress {
         Egress {
