@@ -57,7 +57,7 @@ pub fn parse_mode(srvr: &str) -> Option<String> {
 }
 
 /// The command that runs one server in the foreground (orch-node proc detaches it).
-fn server_argv(install_dir: &str, zk_dir: &str) -> Vec<String> {
+pub(super) fn server_argv(install_dir: &str, zk_dir: &str) -> Vec<String> {
     vec![
         "java".into(),
         format!("-Dzookeeper.log.dir={zk_dir}"),
