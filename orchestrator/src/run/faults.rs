@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use orch_common::agent::Agent;
 use tokio::sync::oneshot;
 
 use super::hosts::{must, RunHost};
-use super::zookeeper::{parse_mode, server_argv, socket_ip, Ensemble};
+use super::zookeeper::{parse_mode, server_argv, socket_ip, Ensemble, FOURLW_TIMEOUT_MS};
 use crate::inventory::Inventory;
 use crate::remote::{Cmd, Conn};
 use crate::results::faults::{self, FaultRecord};
@@ -202,13 +203,11 @@ impl Nemesis<'_> {
             socket_ip(&rh.host.experiment_ip),
             self.inventory.zookeeper.client_port
         );
-        let cmd = Cmd::new(&[
-            rh.node(),
-            "fourlw".into(),
-            "--server".into(),
+        let cmd = Cmd::new(&rh.agent(Agent::Fourlw {
             server,
-            "srvr".into(),
-        ])
+            word: "srvr".into(),
+            timeout_ms: FOURLW_TIMEOUT_MS,
+        }))
         .timeout(Some(Duration::from_secs(5)));
         conn.run(&cmd)
             .await
@@ -218,17 +217,7 @@ impl Nemesis<'_> {
 
     async fn signal(&self, host: &str, signal: &str) -> anyhow::Result<String> {
         let (conn, rh) = &self.conns[host];
-        let cmd = Cmd::new(&[
-            rh.node(),
-            "proc".into(),
-            "signal".into(),
-            "--dir".into(),
-            rh.proc_dir(self.label),
-            "--name".into(),
-            PROCESS.into(),
-            "--signal".into(),
-            signal.into(),
-        ]);
+        let cmd = rh.signal(self.label, PROCESS, signal);
         Ok(must(conn, &cmd, &format!("send SIG{signal} to ZooKeeper")).await?)
     }
 

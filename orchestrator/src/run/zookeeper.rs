@@ -21,7 +21,7 @@ use crate::scenario::ZookeeperPlan;
 use crate::setup::render;
 
 /// How long one four-letter word may take (orch-node's own default).
-const FOURLW_TIMEOUT_MS: u64 = 2000;
+pub(super) const FOURLW_TIMEOUT_MS: u64 = 2000;
 
 /// The mode each server reported, in server order.
 #[derive(Debug, Clone, PartialEq, Eq)]
