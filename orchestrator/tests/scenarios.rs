@@ -77,3 +77,33 @@ fn election_scenarios_validate_for_the_lab_and_cloudlab() {
         Scenario::load(&workspace(&format!("scenarios/{name}.yaml")), &cloudlab).unwrap();
     }
 }
+
+#[test]
+fn zk_leader_kill_scenarios_fit_the_lab_and_cloudlab() {
+    let mut text = String::from("hosts:\n");
+    for i in 1..=5 {
+        text.push_str(&format!(
+            "  - name: host{i}\n    address: 10.0.{i}.2\n    experiment_ip: 10.0.{i}.2\n    \
+             roles: [zookeeper{}]\n    zk_id: {i}\n",
+            if i == 1 { ", client" } else { "" }
+        ));
+    }
+    let lab = Inventory::parse(&text, Path::new("lab.yaml")).unwrap();
+    let cloudlab = Inventory::load(&workspace("inventory/cloudlab.yaml")).unwrap();
+    for (file, inv) in [
+        ("scenarios/zk-leader-kill-lab.yaml", &lab),
+        ("scenarios/zk-leader-kill.yaml", &cloudlab),
+    ] {
+        let s = Scenario::load(&workspace(file), inv).unwrap();
+        let f = &s.runs[0].faults;
+        assert_eq!(f.len(), 1, "{file}");
+        assert_eq!(
+            (f[0].at.as_secs(), f[0].duration.as_secs()),
+            (20, 10),
+            "{file}"
+        );
+        let w = s.runs[0].workload.as_ref().unwrap();
+        assert_eq!(w.properties["maxexecutiontime"], "60", "{file}");
+        assert_eq!(w.properties["status.interval"], "1", "{file}");
+    }
+}

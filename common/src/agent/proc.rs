@@ -42,6 +42,19 @@ pub enum Proc {
         #[arg(long, default_value_t = 5, value_name = "SECS")]
         grace: u64,
     },
+    /// Send SIGNAL (KILL, STOP, CONT, TERM) to the running processes of NAME; the record
+    /// stays, so `stop` and `stop-all` still end them later. For the faults of a run.
+    Signal {
+        /// Directory given to `start`.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Name given to `start`.
+        #[arg(long)]
+        name: String,
+        /// Signal name without the SIG prefix.
+        #[arg(long)]
+        signal: String,
+    },
     /// Stop every record in DIR, most recently started first.
     StopAll {
         /// Directory given to `start`.
@@ -101,6 +114,12 @@ impl Proc {
                 let mut a = Args::new(["stop"]);
                 a.flag("--dir", dir.display()).flag("--name", name);
                 a.flag("--grace", grace);
+                a.0
+            }
+            Proc::Signal { dir, name, signal } => {
+                let mut a = Args::new(["signal"]);
+                a.flag("--dir", dir.display()).flag("--name", name);
+                a.flag("--signal", signal);
                 a.0
             }
             Proc::StopAll { dir, grace } => {
@@ -182,6 +201,11 @@ mod tests {
             Proc::StopAll {
                 dir: dir.clone(),
                 grace: 5,
+            },
+            Proc::Signal {
+                dir: dir.clone(),
+                name: "zookeeper".into(),
+                signal: "STOP".into(),
             },
             Proc::Status {
                 dir: dir.clone(),

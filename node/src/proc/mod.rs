@@ -8,6 +8,7 @@
 mod lookup;
 mod members;
 mod record;
+mod signal;
 mod start;
 mod status;
 mod stop;
@@ -34,6 +35,7 @@ pub fn run(command: Proc) -> Result<()> {
             argv: &argv,
         }),
         Proc::Stop { dir, name, grace } => stop::run(&dir, &name, Duration::from_secs(grace)),
+        Proc::Signal { dir, name, signal } => signal::run(&dir, &name, &signal),
         Proc::StopAll { dir, grace } => stop::run_all(&dir, Duration::from_secs(grace)),
         Proc::Status { dir, json } => status::status(&dir, json),
         Proc::Wait { dir, name, timeout } => {

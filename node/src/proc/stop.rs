@@ -82,6 +82,8 @@ fn stop(dir: &Path, mut rec: Record, grace: Duration) -> Result<()> {
         }
     } else {
         members::signal(&rec, &first, libc::SIGTERM);
+        // A process paused by a fault (SIGSTOP) only acts on SIGTERM once it runs again.
+        members::signal(&rec, &first, libc::SIGCONT);
         if wait_gone(&rec, group, grace).is_empty() {
             println!(
                 "{name}: stopped pid {} ({} process(es)) with SIGTERM in {:.2} s",

@@ -278,6 +278,7 @@ mod tests {
             election: None,
             failure: None,
             delays: None,
+            faults: Vec::new(),
         }
     }
 

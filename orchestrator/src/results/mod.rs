@@ -10,9 +10,11 @@
 //!   files beside it.
 //! - [`cells`]: repetitions of a matrix cell aggregated (n, mean, stddev, 95 % CI, min, max)
 //!   into `cells.csv` / `cells.json`, and the side-by-side table of cells.
+//! - [`faults`]: `faults.jsonl`, and the workload during and after each fault.
 //! - [`stored`]: `orch report`: a results directory read back and analysed again.
 
 pub mod cells;
+pub mod faults;
 pub mod plot;
 pub mod record;
 pub mod report;

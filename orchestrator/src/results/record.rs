@@ -88,6 +88,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Option<RunResult>> {
         election,
         failure: r.failure,
         delays: read_json(&dir.join("delays.json"))?,
+        faults: crate::results::faults::read(dir)?,
     }))
 }
 

@@ -30,6 +30,8 @@ pub struct RunResult {
     pub failure: Option<String>,
     /// Declared vs measured round trip per delayed pair (delays.json), if the run had delays.
     pub delays: Option<serde_json::Value>,
+    /// The faults of the run (faults.jsonl), in firing order.
+    pub faults: Vec<crate::results::faults::FaultRecord>,
 }
 
 #[derive(Serialize)]
@@ -56,6 +58,9 @@ struct RunSummary<'a> {
     /// safety violation), if it does.
     failed: Option<&'a str>,
     delays: Option<&'a serde_json::Value>,
+    /// Each fault with the workload during its window and after it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    faults: Vec<crate::results::faults::FaultSummary<'a>>,
 }
 
 /// Parses every output and writes summary.json, summary.csv, cells.json and cells.csv;
@@ -80,6 +85,8 @@ pub fn write(
             }
         }
         let errors = run.as_ref().map_or(0, Report::failed);
+        let status = std::fs::read_to_string(dir.path.join(&r.label).join("ycsb-run.status.txt"))
+            .unwrap_or_default();
         runs.push(RunSummary {
             label: &r.label,
             matrix: r
@@ -101,6 +108,7 @@ pub fn write(
             election: r.election.as_ref(),
             failed: r.failure.as_deref(),
             delays: r.delays.as_ref(),
+            faults: crate::results::faults::summarize(&r.faults, &status),
         });
     }
     let summary = Summary {
@@ -476,6 +484,7 @@ mod tests {
             election: None,
             failure: None,
             delays: None,
+            faults: Vec::new(),
         };
         let table = table(&[result], &[Some(run)]);
         let row = |name: &str| {

@@ -85,6 +85,15 @@ impl RunHost {
         .timeout(Some(limit + Duration::from_secs(10)))
     }
 
+    /// `orch-node proc signal`: `signal` (KILL, STOP, CONT) to the processes of `name`.
+    pub fn signal(&self, label: &str, name: &str, signal: &str) -> Cmd {
+        self.proc(Proc::Signal {
+            dir: self.proc_dir(label).into(),
+            name: name.into(),
+            signal: signal.into(),
+        })
+    }
+
     /// `orch-node proc stop-all`: every process of the run, newest first.
     pub fn stop_all(&self, label: &str) -> Cmd {
         self.proc(Proc::StopAll {

@@ -5,6 +5,7 @@
 //! processes the run started. Logs stay on the hosts for `orch fetch-logs`.
 
 mod election;
+mod faults;
 mod hosts;
 mod teardown;
 mod traffic;
@@ -23,6 +24,7 @@ use crate::facts;
 use crate::inventory::{Host, Inventory};
 use crate::remote::{Cmd, Conn};
 use crate::results::cells::{self, Cell};
+use crate::results::faults::FaultRecord;
 use crate::results::plot;
 use crate::results::record;
 use crate::results::report::{self, RunResult};
@@ -113,6 +115,7 @@ pub async fn run(
                 let reasons: Vec<String> = [
                     r.election.as_ref().and_then(|e| e.safety_violation()),
                     report::ycsb_failure(max_error_pct, &r.outputs),
+                    fault_failure(&r.faults),
                 ]
                 .into_iter()
                 .flatten()
@@ -418,9 +421,23 @@ async fn one_run(
         }
         None => None,
     };
-    let outputs = match (&spec.workload, &ensemble) {
-        (Some(w), Some(e)) => workload::run(inventory, w, e, label, conns, &local).await?,
-        _ => Vec::new(),
+    let (outputs, fault_records) = match (&spec.workload, &ensemble) {
+        (Some(w), Some(e)) => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let nemesis = faults::Nemesis {
+                inventory,
+                ensemble: e,
+                label,
+                conns,
+                local: &local,
+            };
+            with_faults(
+                workload::run(inventory, w, e, label, conns, &local, Some(tx)),
+                nemesis.run(&spec.faults, rx),
+            )
+            .await?
+        }
+        _ => (Vec::new(), Vec::new()),
     };
     let election = match replicas {
         Some((plan, started)) => {
@@ -441,7 +458,46 @@ async fn one_run(
         election,
         failure: None,
         delays: measured,
+        faults: fault_records,
     })
+}
+
+/// The workload with its faults beside it. A fault in progress when the workload ends is
+/// seen through (so it is undone); a failed workload drops the faults at once (teardown
+/// undoes what is in force).
+async fn with_faults<W, F>(
+    work: W,
+    nemesis: F,
+) -> anyhow::Result<(Vec<(String, PathBuf)>, Vec<FaultRecord>)>
+where
+    W: std::future::Future<Output = anyhow::Result<Vec<(String, PathBuf)>>>,
+    F: std::future::Future<Output = Vec<FaultRecord>>,
+{
+    tokio::pin!(work, nemesis);
+    let mut records = None;
+    let outputs = loop {
+        tokio::select! {
+            o = &mut work => break o?,
+            r = &mut nemesis, if records.is_none() => records = Some(r),
+        }
+    };
+    let records = match records {
+        Some(r) => r,
+        None => nemesis.await,
+    };
+    Ok((outputs, records))
+}
+
+/// Why the faults make a run count as failed: one did not fire or was not undone.
+fn fault_failure(faults: &[FaultRecord]) -> Option<String> {
+    let failed: Vec<String> = faults
+        .iter()
+        .filter_map(|f| {
+            let e = f.error.as_ref()?;
+            Some(format!("fault {} {}: {e}", f.action, f.target))
+        })
+        .collect();
+    (!failed.is_empty()).then(|| failed.join("; "))
 }
 
 /// One line about an election phase: leaders, failures and their detection, safety.

@@ -36,7 +36,8 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(3);
 const YCSB_MAIN: &str = "site.ycsb.Client";
 const YCSB_ZK_DB: &str = "site.ycsb.db.zookeeper.ZKClient";
 
-/// Runs load (if asked) and run; returns (phase, local output file) for each.
+/// Runs load (if asked) and run; returns (phase, local output file) for each. `run_started`
+/// is told when `ycsb run` has started.
 pub async fn run(
     inventory: &Inventory,
     plan: &WorkloadPlan,
@@ -44,6 +45,7 @@ pub async fn run(
     label: &str,
     conns: &BTreeMap<String, (Conn, RunHost)>,
     local: &Path,
+    mut run_started: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let (conn, rh) = &conns[&plan.client];
     if let Some(home) = &plan.ycsb_home {
@@ -87,6 +89,12 @@ pub async fn run(
             "start YCSB",
         )
         .await?;
+        if phase == "run" {
+            // The faults are timed from here; a dropped receiver just means no faults.
+            if let Some(tx) = run_started.take() {
+                let _ = tx.send(());
+            }
+        }
         let log = format!("{}/{name}.log", rh.proc_dir(label));
         let total = operations(&text, &plan.properties, phase);
         let progress = OpsProgress::new(&format!("ycsb {phase}"), total);

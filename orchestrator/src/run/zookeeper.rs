@@ -21,7 +21,7 @@ use crate::scenario::ZookeeperPlan;
 use crate::setup::render;
 
 /// How long one four-letter word may take (orch-node's own default).
-const FOURLW_TIMEOUT_MS: u64 = 2000;
+pub(super) const FOURLW_TIMEOUT_MS: u64 = 2000;
 
 /// The mode each server reported, in server order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub fn parse_mode(srvr: &str) -> Option<String> {
 }
 
 /// The command that runs one server in the foreground (orch-node proc detaches it).
-fn server_argv(install_dir: &str, zk_dir: &str) -> Vec<String> {
+pub(super) fn server_argv(install_dir: &str, zk_dir: &str) -> Vec<String> {
     vec![
         "java".into(),
         format!("-Dzookeeper.log.dir={zk_dir}"),

@@ -132,6 +132,18 @@ impl Checker<'_> {
             .workload
             .as_ref()
             .and_then(|w| self.workload(w, zookeeper.as_ref()));
+        let faults = match &raw.faults {
+            Some(f) if raw.workload.is_none() => {
+                self.problems.report(
+                    f,
+                    "faults",
+                    "faults are timed from the workload's run phase: add a `workload:` section",
+                );
+                None
+            }
+            Some(f) => self.faults(&f.value, zookeeper.as_ref()),
+            None => Some(Vec::new()),
+        };
         if let (Some(w), None) = (&raw.workload, &raw.zookeeper) {
             self.problems.report(
                 w,
@@ -148,6 +160,7 @@ impl Checker<'_> {
             traffic,
             election,
             workload,
+            faults: faults.unwrap_or_default(),
         })
     }
 

@@ -4,6 +4,7 @@
 
 mod check;
 mod election;
+mod faults;
 mod matrix;
 mod raw;
 
@@ -15,6 +16,7 @@ use crate::config::{self, ConfigError};
 use crate::inventory::Inventory;
 
 pub use election::ElectionPlan;
+pub use faults::{Fault, FaultAction, FaultTarget};
 
 /// A validated scenario, expanded into the runs it stands for.
 #[derive(Debug, Clone)]
@@ -44,6 +46,8 @@ pub struct RunSpec {
     /// Leader-election replicas; the run waits for them (`duration_s`).
     pub election: Option<ElectionPlan>,
     pub workload: Option<WorkloadPlan>,
+    /// Faults during the workload's run phase, ordered by start; empty without `faults:`.
+    pub faults: Vec<Fault>,
 }
 
 impl RunSpec {

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::election::RawElection;
+use super::faults::RawFault;
 use super::matrix::RawMatrix;
 use crate::delay::DelaySpec;
 
@@ -24,6 +25,8 @@ pub(super) struct RawScenario {
     pub(super) traffic: Option<Spanned<RawTraffic>>,
     pub(super) election: Option<Spanned<RawElection>>,
     pub(super) workload: Option<Spanned<RawWorkload>>,
+    /// What to break during the workload's run phase.
+    pub(super) faults: Option<Spanned<Vec<Spanned<RawFault>>>>,
     pub(super) repetitions: Option<Spanned<u32>>,
     pub(super) matrix: Option<RawMatrix>,
 }

@@ -28,20 +28,32 @@ pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 /// Writes `latency.svg`, `latency.png`, `throughput.svg` and `throughput.png` into `dir`, one
 /// line per run in each, so the runs of a scenario can be compared at a glance. `runs` holds each
 /// run's label, its run-phase report and its `ycsb-run.status.txt` (YCSB's `-s` lines); returns
-/// the files written.
+/// the files written. Each run's fault windows (its `faults.jsonl`) are shaded.
 pub fn write_plots(dir: &Path, runs: &[(String, Report, PathBuf)]) -> anyhow::Result<Vec<PathBuf>> {
     let options = render_options(font()?)?;
     let labels: Vec<&str> = runs.iter().map(|(label, ..)| label.as_str()).collect();
     let mut series = Vec::new();
+    let mut faults = Vec::new();
     for (_, _, status) in runs {
         let bytes = std::fs::read(status)
             .with_context(|| format!("cannot read the status file {}", status.display()))?;
         series.push(parse_status(&String::from_utf8_lossy(&bytes)));
+        // The run's faults.jsonl sits beside its status file.
+        let records = match status.parent() {
+            Some(run_dir) => crate::results::faults::read(run_dir)?,
+            None => Vec::new(),
+        };
+        faults.push(
+            records
+                .iter()
+                .filter_map(|f| Some((f.start_s?, f.end_s?)))
+                .collect::<Vec<_>>(),
+        );
     }
     let reports: Vec<&Report> = runs.iter().map(|(_, report, _)| report).collect();
     let plots = [
         ("latency", latency_svg(&labels, &reports)),
-        ("throughput", throughput_svg(&labels, &series)),
+        ("throughput", throughput_svg(&labels, &series, &faults)),
     ];
     let mut written = Vec::new();
     for (name, svg) in plots {
@@ -340,5 +352,26 @@ mod tests {
         }
         let mixed = format!("starting\n{SAMPLE}\nwarning: slow\n");
         assert_eq!(parse_status(&mixed), vec![(10.0, 217.27)]);
+    }
+
+    #[test]
+    fn fault_windows_are_shaded_where_they_were() {
+        let series = vec![vec![(0.0, 100.0), (30.0, 100.0), (60.0, 100.0)]];
+        let plain = throughput_svg(&["r1"], &series, &[Vec::new()]);
+        assert!(!plain.contains("class=\"fault\""));
+        let shaded = throughput_svg(&["r1"], &series, &[vec![(20.0, 30.0)]]);
+        let rects: Vec<&str> = shaded
+            .lines()
+            .filter(|l| l.contains("class=\"fault\""))
+            .collect();
+        assert_eq!(rects.len(), 1, "{shaded}");
+        let attr = |name: &str| -> f64 {
+            let rest = rects[0].split(&format!(" {name}=\"")).nth(1).unwrap();
+            rest.split('"').next().unwrap().parse().unwrap()
+        };
+        // The window is a sixth of the 0..60 s axis wide and starts a third of the way in.
+        let (x, width) = (attr("x"), attr("width"));
+        let axis = width * 6.0;
+        assert!((x - LEFT - axis / 3.0).abs() < 1.0, "{}", rects[0]);
     }
 }

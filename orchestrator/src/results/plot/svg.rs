@@ -325,6 +325,19 @@ impl Svg {
         }
     }
 
+    /// A fault window from `x1` to `x2`, shaded over the frame's height in `run`'s colour
+    /// (as Jepsen's perf plots shade nemesis activity).
+    pub(super) fn window(&mut self, run: usize, x1: f64, x2: f64, frame: &Frame) {
+        self.push(format!(
+            "<rect class=\"fault\" x=\"{x1:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" \
+             fill=\"{}\" fill-opacity=\"0.15\"/>\n",
+            frame.top,
+            (x2 - x1).max(1.0),
+            frame.bottom - frame.top,
+            colour(run)
+        ));
+    }
+
     pub(super) fn marker(&mut self, run: usize, x: f64, y: f64) {
         self.push(format!(
             "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3.5\" fill=\"{}\" stroke=\"white\"/>\n",

@@ -168,7 +168,12 @@ pub(super) fn latency_axis(values: impl Iterator<Item = f64>) -> (Axis, Vec<(f64
     }
 }
 
-pub(super) fn throughput_svg(labels: &[&str], series: &[Vec<(f64, f64)>]) -> String {
+/// `faults[i]`: the (start, end) s of run `i`'s faults, shaded in its colour behind the lines.
+pub(super) fn throughput_svg(
+    labels: &[&str],
+    series: &[Vec<(f64, f64)>],
+    faults: &[Vec<(f64, f64)>],
+) -> String {
     let notes: Vec<Option<&str>> = series
         .iter()
         .map(|points| points.is_empty().then_some("(no data)"))
@@ -184,6 +189,7 @@ pub(super) fn throughput_svg(labels: &[&str], series: &[Vec<(f64, f64)>]) -> Str
     };
     let points = series.iter().flatten();
     let (last_second, peak) = points.fold((0.0_f64, 0.0_f64), |(t, r), p| (t.max(p.0), r.max(p.1)));
+    let last_second = faults.iter().flatten().fold(last_second, |t, w| t.max(w.1));
     let (x, x_ticks) = linear_axis(last_second);
     let (y, y_ticks) = linear_axis(peak);
     let mut svg = Svg::new(height);
@@ -196,6 +202,11 @@ pub(super) fn throughput_svg(labels: &[&str], series: &[Vec<(f64, f64)>]) -> Str
             (frame.top + frame.bottom) / 2.0,
             "no status lines",
         );
+    }
+    for (run, windows) in faults.iter().enumerate() {
+        for &(start, end) in windows {
+            svg.window(run, frame.x(&x, start), frame.x(&x, end), &frame);
+        }
     }
     for (run, points) in series.iter().enumerate() {
         let points: Vec<(f64, f64)> = points

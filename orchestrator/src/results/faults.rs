@@ -1,0 +1,207 @@
+//! `<label>/faults.jsonl`: one line per fault of a run (what was hit, when, how it ended), and
+//! what YCSB's status lines say about the workload during each fault window and after it.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// The file of a run's faults.
+pub const FILE: &str = "faults.jsonl";
+
+/// One fault as it happened.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FaultRecord {
+    /// Position of its entry in the scenario's `faults:` list.
+    pub entry: usize,
+    pub action: String,
+    /// The target as written (`zookeeper-leader`, a host name).
+    pub target: String,
+    /// The host it resolved to when it fired.
+    pub host: Option<String>,
+    /// The `orch-node proc` record that was signalled.
+    pub process: String,
+    /// The server `srvr` called leader just before the fault fired.
+    pub leader_before: Option<String>,
+    /// When the signal was sent, as the target host's clock says (ns since the Unix epoch).
+    pub start_unix_ns: Option<u64>,
+    /// When the fault started and ended, s after `ycsb run` started (the controller's
+    /// monotonic clock).
+    pub start_s: Option<f64>,
+    pub end_s: Option<f64>,
+    pub end_unix_ns: Option<u64>,
+    /// For faults on the leader: the first other server that `srvr` called leader, with every
+    /// server still running answering leader or follower, and how long after the signal.
+    pub new_leader: Option<String>,
+    pub new_leader_ms: Option<f64>,
+    /// How long after the undo (restart, SIGCONT) the target served again (`srvr`).
+    pub rejoined_ms: Option<f64>,
+    /// Why the fault did not fire or was not undone, if so.
+    pub error: Option<String>,
+}
+
+/// Writes every record so far (the file is rewritten at each change, so an interrupted run
+/// keeps what had happened).
+pub fn write(dir: &Path, records: &[FaultRecord]) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for r in records {
+        text.push_str(&serde_json::to_string(r)?);
+        text.push('\n');
+    }
+    let path = dir.join(FILE);
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The records of `dir/faults.jsonl`; none if the run had no faults.
+pub fn read(dir: &Path) -> anyhow::Result<Vec<FaultRecord>> {
+    let path = dir.join(FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{}:{}: not a fault", path.display(), i + 1))
+        })
+        .collect()
+}
+
+/// The workload in a stretch of time, from YCSB's status lines.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Window {
+    /// Status intervals that ended inside the stretch.
+    pub intervals: usize,
+    /// Successful operations and failed ones (names ending `-FAILED` or another status).
+    pub ok: u64,
+    pub errors: u64,
+    /// Mean latency of the successful operations, µs.
+    pub avg_latency_us: Option<f64>,
+}
+
+/// The workload around one fault: during its window and from its end to the end of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultSummary<'a> {
+    #[serde(flatten)]
+    pub fault: &'a FaultRecord,
+    pub during: Window,
+    pub after: Window,
+}
+
+/// Sums the status intervals ending in `(from, to]` s. Each status line of YCSB counts the
+/// operations of its own interval: `[READ: Count=12, ..., Avg=830.5, ...]`.
+pub fn window(status: &str, from: f64, to: f64) -> Window {
+    let mut w = Window::default();
+    let mut latency_sum = 0.0;
+    for line in status.lines() {
+        let Some((before, after)) = line.split_once(" sec: ") else {
+            continue;
+        };
+        let Some(sec) = before
+            .split_whitespace()
+            .next_back()
+            .and_then(|s| s.parse::<f64>().ok())
+        else {
+            continue;
+        };
+        if sec <= from || sec > to {
+            continue;
+        }
+        w.intervals += 1;
+        for part in after.split('[').skip(1) {
+            let Some((name, fields)) = part.split_once(':') else {
+                continue;
+            };
+            let field = |k: &str| {
+                fields
+                    .split(',')
+                    .filter_map(|f| f.trim().trim_end_matches([']', ' ']).split_once('='))
+                    .find(|(key, _)| *key == k)
+                    .and_then(|(_, v)| v.parse::<f64>().ok())
+            };
+            let Some(count) = field("Count") else {
+                continue;
+            };
+            // CLEANUP is YCSB's own; READ-MODIFY-WRITE is also counted as its READ and UPDATE.
+            if name == "CLEANUP" || name == "READ-MODIFY-WRITE" {
+                continue;
+            }
+            // `OP-FAILED`, or `OP-<STATUS>` for statuses YCSB tracks apart.
+            if name.contains('-') {
+                w.errors += count as u64;
+            } else {
+                w.ok += count as u64;
+                latency_sum += count * field("Avg").unwrap_or(0.0);
+            }
+        }
+    }
+    w.avg_latency_us = (w.ok > 0).then(|| latency_sum / w.ok as f64);
+    w
+}
+
+/// Each fault with its windows, read from the run's `ycsb-run.status.txt` text.
+pub fn summarize<'a>(records: &'a [FaultRecord], status: &str) -> Vec<FaultSummary<'a>> {
+    records
+        .iter()
+        .map(|f| {
+            let (start, end) = (f.start_s.unwrap_or(0.0), f.end_s.unwrap_or(f64::MAX));
+            FaultSummary {
+                fault: f,
+                during: window(status, start, end),
+                after: window(status, end, f64::MAX),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUS: &str = "\
+2026-12-02 13:00:01:000 1 sec: 100 operations; 100 current ops/sec; [READ: Count=90, Max=900, Min=100, Avg=500, 90=800] [UPDATE: Count=10, Max=900, Min=100, Avg=1000, 90=800]
+2026-12-02 13:00:02:000 2 sec: 150 operations; 50 current ops/sec; [READ: Count=40, Max=900, Min=100, Avg=2000, 90=800] [READ-FAILED: Count=10, Max=9, Min=1, Avg=5, 90=8]
+some stderr line
+2026-12-02 13:00:03:000 3 sec: 250 operations; 100 current ops/sec; [READ: Count=100, Max=900, Min=100, Avg=400, 90=800] [CLEANUP: Count=1, Avg=3]
+";
+
+    #[test]
+    fn windows_count_each_interval_once_and_failures_apart() {
+        let during = window(STATUS, 1.0, 2.0);
+        assert_eq!(during.intervals, 1);
+        assert_eq!((during.ok, during.errors), (40, 10));
+        assert_eq!(during.avg_latency_us, Some(2000.0));
+        let all = window(STATUS, 0.0, f64::MAX);
+        assert_eq!((all.intervals, all.ok, all.errors), (3, 240, 10));
+        let avg = (90.0 * 500.0 + 10.0 * 1000.0 + 40.0 * 2000.0 + 100.0 * 400.0) / 240.0;
+        assert!((all.avg_latency_us.unwrap() - avg).abs() < 1e-9);
+        assert_eq!(window(STATUS, 3.0, 9.0), Window::default());
+    }
+
+    #[test]
+    fn records_round_trip_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read(dir.path()).unwrap().is_empty());
+        let r = FaultRecord {
+            entry: 0,
+            action: "kill".into(),
+            target: "zookeeper-leader".into(),
+            host: Some("h2".into()),
+            process: "zookeeper".into(),
+            leader_before: Some("h2".into()),
+            start_unix_ns: Some(1),
+            start_s: Some(20.0),
+            end_s: Some(30.0),
+            end_unix_ns: Some(2),
+            new_leader: Some("h3".into()),
+            new_leader_ms: Some(812.0),
+            rejoined_ms: None,
+            error: None,
+        };
+        write(dir.path(), &[r.clone(), r.clone()]).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), vec![r.clone(), r]);
+    }
+}

@@ -1,0 +1,273 @@
+//! The faults of a run (the nemesis): each fires at its time after `ycsb run` started, hits
+//! the ZooKeeper server its target names at that instant (the leader as `srvr` says), and is
+//! undone after its duration: a killed server is started again, a paused one continued.
+//! Signals go through `orch-node proc signal`, to exactly the recorded process group. A fault
+//! still in force when the run stops is undone by teardown: `proc stop` sends SIGCONT after
+//! SIGTERM, and a killed server has nothing left to stop.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use orch_common::agent::Agent;
+use tokio::sync::oneshot;
+
+use super::hosts::{must, RunHost};
+use super::zookeeper::{parse_mode, server_argv, socket_ip, Ensemble, FOURLW_TIMEOUT_MS};
+use crate::inventory::Inventory;
+use crate::remote::{Cmd, Conn};
+use crate::results::faults::{self, FaultRecord};
+use crate::scenario::{Fault, FaultAction, FaultTarget};
+
+/// The `orch-node proc` record of a ZooKeeper server (as `zookeeper::start` names it).
+const PROCESS: &str = "zookeeper";
+/// How often `srvr` is asked while waiting for a new leader or a rejoin.
+const POLL: Duration = Duration::from_millis(100);
+/// How long to wait for a new leader or a rejoin before recording that none came.
+const SETTLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// What the faults of a run need to reach the servers.
+pub struct Nemesis<'a> {
+    pub inventory: &'a Inventory,
+    pub ensemble: &'a Ensemble,
+    pub label: &'a str,
+    pub conns: &'a BTreeMap<String, (Conn, RunHost)>,
+    /// The run's directory on the controller, for faults.jsonl.
+    pub local: &'a Path,
+}
+
+impl Nemesis<'_> {
+    /// Waits for `ycsb run` to start (`started`), then runs every fault in order; returns
+    /// what happened. Returns at once, with nothing, if the run phase never started.
+    pub async fn run(&self, faults: &[Fault], started: oneshot::Receiver<()>) -> Vec<FaultRecord> {
+        let mut records = Vec::new();
+        if faults.is_empty() || started.await.is_err() {
+            return records;
+        }
+        let t0 = Instant::now();
+        for f in faults {
+            tokio::time::sleep_until((t0 + f.at).into()).await;
+            let i = records.len();
+            records.push(FaultRecord {
+                entry: f.entry,
+                action: f.action.name().into(),
+                target: f.target.name(),
+                host: None,
+                process: PROCESS.into(),
+                leader_before: None,
+                start_unix_ns: None,
+                start_s: None,
+                end_s: None,
+                end_unix_ns: None,
+                new_leader: None,
+                new_leader_ms: None,
+                rejoined_ms: None,
+                error: None,
+            });
+            if let Err(e) = self.one(f, t0, &mut records, i).await {
+                records[i].error = Some(format!("{e:#}"));
+            }
+            let r = &records[i];
+            eprintln!(
+                "   fault {} {} at {:.1} s: {}",
+                r.action,
+                r.host.as_deref().unwrap_or(&r.target),
+                r.start_s.unwrap_or(f.at.as_secs_f64()),
+                match (&r.error, &r.new_leader, r.new_leader_ms) {
+                    (Some(e), _, _) => format!("FAILED: {e}"),
+                    (None, Some(l), Some(ms)) => format!("new leader {l} after {ms:.0} ms"),
+                    _ => "done".into(),
+                }
+            );
+            self.save(&records);
+        }
+        records
+    }
+
+    fn save(&self, records: &[FaultRecord]) {
+        if let Err(e) = faults::write(self.local, records) {
+            eprintln!("warning: {e:#}");
+        }
+    }
+
+    /// Resolves, fires, waits, undoes one fault, filling `records[i]` as it goes.
+    async fn one(
+        &self,
+        f: &Fault,
+        t0: Instant,
+        records: &mut [FaultRecord],
+        i: usize,
+    ) -> anyhow::Result<()> {
+        let modes = self.modes().await;
+        let leader = modes
+            .iter()
+            .find(|(_, m)| matches!(m.as_deref(), Some("leader" | "standalone")))
+            .map(|(n, _)| n.clone());
+        records[i].leader_before = leader.clone();
+        let host = match &f.target {
+            FaultTarget::ZookeeperLeader => leader.clone(),
+            FaultTarget::ZookeeperFollower => modes
+                .iter()
+                .find(|(_, m)| m.as_deref() == Some("follower"))
+                .map(|(n, _)| n.clone()),
+            FaultTarget::Host(h) => Some(h.clone()),
+        };
+        let Some(host) = host else {
+            anyhow::bail!(
+                "no server is {} now (srvr: {})",
+                f.target.name(),
+                show(&modes)
+            );
+        };
+        records[i].host = Some(host.clone());
+        let signal = match f.action {
+            FaultAction::Kill => "KILL",
+            FaultAction::Pause => "STOP",
+        };
+        let fired = Instant::now();
+        let said = self.signal(&host, signal).await?;
+        records[i].start_unix_ns = sent_at(&said);
+        records[i].start_s = Some(fired.duration_since(t0).as_secs_f64());
+        self.save(records);
+
+        let end = fired + f.duration;
+        if leader.as_deref() == Some(host.as_str()) && self.ensemble.modes.len() > 1 {
+            if let Some((new, at)) = self.new_leader(&host, end).await {
+                records[i].new_leader = Some(new);
+                records[i].new_leader_ms = Some(at.duration_since(fired).as_secs_f64() * 1e3);
+                self.save(records);
+            }
+        }
+        tokio::time::sleep_until(end.into()).await;
+        match f.action {
+            FaultAction::Kill => self.restart(&host).await?,
+            FaultAction::Pause => {
+                self.signal(&host, "CONT").await?;
+            }
+        }
+        let undone = Instant::now();
+        records[i].end_s = Some(undone.duration_since(t0).as_secs_f64());
+        records[i].end_unix_ns = Some(now_ns());
+        self.save(records);
+        let rejoin_limit = undone + SETTLE_LIMIT;
+        loop {
+            let m = self.mode(&host).await;
+            if matches!(m.as_deref(), Some("leader" | "follower" | "standalone")) {
+                records[i].rejoined_ms = Some(undone.elapsed().as_secs_f64() * 1e3);
+                return Ok(());
+            }
+            if Instant::now() > rejoin_limit {
+                anyhow::bail!("{host} did not serve again within {SETTLE_LIMIT:?} of the undo");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The first server other than `old` that calls itself leader while every other running
+    /// server calls itself follower, and when `srvr` said so; `None` if that did not happen
+    /// before `limit` (the fault's end, or [`SETTLE_LIMIT`] if that is sooner).
+    async fn new_leader(&self, old: &str, limit: Instant) -> Option<(String, Instant)> {
+        let limit = limit.min(Instant::now() + SETTLE_LIMIT);
+        loop {
+            let modes = self.modes().await;
+            let at = Instant::now();
+            let others: Vec<_> = modes.iter().filter(|(n, _)| n != old).collect();
+            let leader = others
+                .iter()
+                .find(|(_, m)| m.as_deref() == Some("leader"))
+                .map(|(n, _)| n.clone());
+            let settled = others
+                .iter()
+                .all(|(_, m)| matches!(m.as_deref(), Some("leader" | "follower")));
+            if let (Some(l), true) = (leader, settled) {
+                return Some((l, at));
+            }
+            if at > limit {
+                return None;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// `srvr` mode of every server (`None`: no answer, not serving).
+    async fn modes(&self) -> Vec<(String, Option<String>)> {
+        let names: Vec<&String> = self.ensemble.ids.iter().map(|(n, _)| n).collect();
+        let answers = futures::future::join_all(names.iter().map(|n| self.mode(n))).await;
+        names.into_iter().cloned().zip(answers).collect()
+    }
+
+    async fn mode(&self, name: &str) -> Option<String> {
+        let (conn, rh) = &self.conns[name];
+        let server = format!(
+            "{}:{}",
+            socket_ip(&rh.host.experiment_ip),
+            self.inventory.zookeeper.client_port
+        );
+        let cmd = Cmd::new(&rh.agent(Agent::Fourlw {
+            server,
+            word: "srvr".into(),
+            timeout_ms: FOURLW_TIMEOUT_MS,
+        }))
+        .timeout(Some(Duration::from_secs(5)));
+        conn.run(&cmd)
+            .await
+            .ok()
+            .and_then(|o| parse_mode(&o.stdout))
+    }
+
+    async fn signal(&self, host: &str, signal: &str) -> anyhow::Result<String> {
+        let (conn, rh) = &self.conns[host];
+        let cmd = rh.signal(self.label, PROCESS, signal);
+        Ok(must(conn, &cmd, &format!("send SIG{signal} to ZooKeeper")).await?)
+    }
+
+    /// Starts the killed server again, as `zookeeper::start` did (same configuration and data).
+    async fn restart(&self, host: &str) -> anyhow::Result<()> {
+        let (conn, rh) = &self.conns[host];
+        let argv = server_argv(
+            &format!("{}/zookeeper/current", rh.orch_dir),
+            &format!("{}/zk", rh.dir(self.label)),
+        );
+        must(
+            conn,
+            &rh.start(self.label, PROCESS, &BTreeMap::new(), &argv),
+            "restart ZooKeeper",
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// The host's `at N ns` from `orch-node proc signal`.
+fn sent_at(said: &str) -> Option<u64> {
+    said.split_once(" at ")?
+        .1
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn show(modes: &[(String, Option<String>)]) -> String {
+    modes
+        .iter()
+        .map(|(n, m)| format!("{n}={}", m.as_deref().unwrap_or("not serving")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_signal_instant_is_read_from_orch_node() {
+        let said = "zookeeper: SIGKILL to pid 42 (3 process(es)) at 1764681600123456789 ns\n";
+        assert_eq!(super::sent_at(said), Some(1_764_681_600_123_456_789));
+        assert_eq!(super::sent_at("nothing"), None);
+    }
+}

@@ -1,0 +1,114 @@
+//! The `faults:` checks, on small scenarios against a three-server inventory.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::ConfigError;
+use crate::inventory::Inventory;
+use crate::scenario::{FaultAction, FaultTarget, Scenario};
+
+fn inventory() -> Inventory {
+    let mut text = String::from("hosts:\n");
+    for i in 0..3 {
+        text.push_str(&format!(
+            "  - name: node{i}\n    address: 10.10.1.{a}\n    experiment_ip: 10.0.{a}.2\n    roles: [zookeeper, client]\n    zk_id: {a}\n",
+            a = i + 1
+        ));
+    }
+    Inventory::parse(&text, Path::new("inv.yaml")).unwrap()
+}
+
+const BASE: &str = "\
+name: f
+zookeeper: {}
+workload:
+  client: node0
+  connect: all
+faults:
+";
+
+fn parse(faults: &str) -> Result<Scenario, ConfigError> {
+    Scenario::parse(
+        &format!("{BASE}{faults}"),
+        Path::new("s.yaml"),
+        &inventory(),
+    )
+}
+
+fn problems(faults: &str) -> Vec<String> {
+    parse(faults)
+        .unwrap_err()
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn at_and_every_expand_into_firings_in_order() {
+    let s = parse(
+        "  - {every_s: 10, count: 3, duration_s: 2, action: kill, target: zookeeper-leader}\n  \
+         - {at_s: 15, duration_s: 1.5, action: pause, target: node1}\n",
+    )
+    .unwrap();
+    let f = &s.runs[0].faults;
+    let at: Vec<f64> = f.iter().map(|f| f.at.as_secs_f64()).collect();
+    assert_eq!(at, [10.0, 15.0, 20.0, 30.0]);
+    assert_eq!(f[1].action, FaultAction::Pause);
+    assert_eq!(f[1].target, FaultTarget::Host("node1".into()));
+    assert_eq!(f[1].duration, Duration::from_millis(1500));
+    assert_eq!((f[0].entry, f[1].entry, f[3].entry), (0, 1, 0));
+    assert_eq!(f[0].target, FaultTarget::ZookeeperLeader);
+}
+
+#[test]
+fn bad_fields_are_reported_at_their_line() {
+    let p = problems("  - at_s: 5\n    duration_s: 0\n    action: explode\n    target: node9\n");
+    assert_eq!(p.len(), 3, "{p:?}");
+    assert!(
+        p[0].starts_with("s.yaml:8:17: faults[0].duration_s"),
+        "{p:?}"
+    );
+    assert!(
+        p[1].starts_with("s.yaml:9:") && p[1].contains("faults[0].action"),
+        "{p:?}"
+    );
+    assert!(p[1].contains("`explode`: expected kill or pause"), "{p:?}");
+    assert!(
+        p[2].starts_with("s.yaml:10:") && p[2].contains("node0, node1, node2"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn unsupported_actions_and_targets_are_refused_not_ignored() {
+    let p = problems("  - {at_s: 1, duration_s: 1, action: partition, target: minority}\n");
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(p[0].contains("`partition` is not supported"), "{p:?}");
+    assert!(p[1].contains("`minority` is not supported"), "{p:?}");
+}
+
+#[test]
+fn timing_needs_a_start_a_count_and_room_for_the_undo() {
+    let p = problems("  - {duration_s: 1, action: kill, target: node1}\n");
+    assert!(
+        p[0].contains("faults[0].at_s") && p[0].contains("missing"),
+        "{p:?}"
+    );
+    let p = problems("  - {every_s: 5, duration_s: 1, action: kill, target: node1}\n");
+    assert!(p[0].contains("`every_s` needs `count`"), "{p:?}");
+    let p = problems("  - {every_s: 5, count: 2, duration_s: 5, action: kill, target: node1}\n");
+    assert!(
+        p[0].contains("faults[0].every_s") && p[0].contains("longer"),
+        "{p:?}"
+    );
+    let p = problems("  - {at_s: 1, count: 2, duration_s: 1, action: kill, target: node1}\n");
+    assert!(p[0].contains("only with `every_s`"), "{p:?}");
+}
+
+#[test]
+fn faults_need_a_workload() {
+    let text = "name: f\nzookeeper: {}\nfaults:\n  - {at_s: 1, duration_s: 1, action: kill, target: node1}\n";
+    let e = Scenario::parse(text, Path::new("s.yaml"), &inventory()).unwrap_err();
+    assert!(e.to_string().contains("add a `workload:` section"), "{e}");
+}
