@@ -22,15 +22,27 @@ pub const READY_WITHIN: Duration = Duration::from_secs(5);
 /// Where the emulator's files live on a host: `<orch_dir>/delay/`, its `orch-node proc`
 /// records and log in `<orch_dir>/delay/proc/`.
 pub struct Paths {
+    pub dir: String,
     pub rules: String,
     pub proc_dir: String,
     pub log: String,
+}
+
+/// Gives the emulator's folder back to the user sudo ran for (`SUDO_UID`): `orch-node proc`
+/// runs as root there and its records and log would otherwise be root's, in the user's orch
+/// directory. Nothing to do without sudo.
+pub fn hand_back_script(paths: &Paths) -> String {
+    format!(
+        r#"if [ -n "${{SUDO_UID:-}}" ]; then chown -R "$SUDO_UID:${{SUDO_GID:-$SUDO_UID}}" {}; fi"#,
+        crate::remote::quote::quote(&paths.dir)
+    )
 }
 
 impl Paths {
     pub fn new(orch_dir: &str) -> Paths {
         let dir = format!("{}/delay", orch_dir.trim_end_matches('/'));
         Paths {
+            dir: dir.clone(),
             rules: format!("{dir}/rules.json"),
             proc_dir: format!("{dir}/proc"),
             log: format!("{dir}/proc/{NAME}.log"),

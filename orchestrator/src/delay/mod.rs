@@ -402,6 +402,7 @@ async fn apply_emulator(conn: &Conn, host: &Host, rules: &[Egress]) -> Result<Ma
     checked(conn, &stop, "orch-node proc stop-all (emulator leftovers)").await?;
     let start = Cmd::new(&emulator::start(&binary, &paths)).privileged();
     let out = checked(conn, &start, "orch-node proc start (emulator)").await?;
+    hand_back(conn, &paths).await?;
     let made = Made::Emulator {
         binary,
         paths_root: root,
@@ -454,6 +455,13 @@ async fn wait_installed(conn: &Conn, made: &Made, rules: &[&Egress]) -> Result<(
     }
 }
 
+/// [`emulator::hand_back_script`]: the emulator's records and log belong to the host's user.
+async fn hand_back(conn: &Conn, paths: &emulator::Paths) -> Result<(), RemoteError> {
+    let chown = Cmd::script(&emulator::hand_back_script(paths)).privileged();
+    checked(conn, &chown, "chown of the emulator's folder").await?;
+    Ok(())
+}
+
 /// The last lines of the emulator's log, for an error message.
 async fn log_tail(conn: &Conn, paths: &emulator::Paths) -> String {
     let tail = Cmd::new(&["tail", "-n", "20", &paths.log]).privileged();
@@ -473,6 +481,7 @@ async fn remove_emulator(conn: &Conn, made: &Made) -> Result<(), RemoteError> {
     let paths = emulator::Paths::new(paths_root);
     let stop = Cmd::new(&emulator::stop(binary, &paths)).privileged();
     checked(conn, &stop, "orch-node proc stop-all (emulator)").await?;
+    hand_back(conn, &paths).await?;
     let log = log_tail(conn, &paths).await;
     if let Some(stats) = emulator::exit_stats(&log) {
         tracing::info!(host = conn.host(), stats, "emulator stopped");
