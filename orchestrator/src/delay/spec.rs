@@ -35,7 +35,7 @@ pub struct DelaySpec {
     #[serde(default)]
     pub pairs: Vec<PairDelay>,
     /// How far a measured round trip may be from the declared one, percent (default 20) and
-    /// ms (default 2); a pair fails only when off by more than both (net/measure.rs).
+    /// ms (default 2); a pair fails only when off by more than both (delay/measure.rs).
     pub tolerance_pct: Option<Spanned<f64>>,
     pub tolerance_ms: Option<Spanned<f64>>,
 }
