@@ -13,9 +13,9 @@
 # each kernel with this machine's filesystem as a read-only root with overlays, so the VM runs
 # the very binaries built here. KVM hangs at boot on the project's machines (nested
 # virtualization), so the VM runs under TCG, about 10x slower. Per kernel the VM runs:
-#   - orchestrator/tests/kernel.rs with --include-ignored: `orch check` (netem, kprobes), and
+#   - orchestrator/tests/it/kernel.rs with --include-ignored: `orch check` (netem, kprobes), and
 #     netem delays between lab hosts applied, read back, measured with ping and removed;
-#   - node/tests/rtt.rs: the eBPF RTT source against `ss -ti` (and its fallbacks).
+#   - node/tests/it/rtt.rs: the eBPF RTT source against `ss -ti` (and its fallbacks).
 # With --record it instead records tc's output into orchestrator/tests/fixtures/tc/KERNEL/
 # (scripts/record-tc-fixtures.sh).
 #
@@ -98,13 +98,14 @@ print(paths[-1])'
 tests=()
 if ! $record; then
     echo "building the test executables"
-    orch_kernel=$(test_binary -p orch --test kernel)
-    node_rtt=$(test_binary -p orch-node --test rtt)
+    orch_tests=$(test_binary -p orch --test it)
+    node_tests=$(test_binary -p orch-node --test it)
     # The lab tests inside the VM run one at a time: TCG makes everything ~10x slower, and
     # parallel SSH handshakes only slow each other down. --nocapture: the logs keep what the
-    # tests measured (RTTs, sources) even when they pass.
-    tests=("orch-kernel=$orch_kernel --include-ignored --test-threads 1 --nocapture"
-        "node-rtt=$node_rtt --test-threads 1 --nocapture")
+    # tests measured (RTTs, sources) even when they pass. Each crate has one test binary; the
+    # filter picks its kernel module (orch) and its rtt module (orch-node).
+    tests=("orch-kernel=$orch_tests kernel:: --include-ignored --test-threads 1 --nocapture"
+        "node-rtt=$node_tests rtt:: --test-threads 1 --nocapture")
 fi
 
 failed=0

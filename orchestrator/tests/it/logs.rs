@@ -2,11 +2,9 @@
 //! hostile entries refused, nothing written outside the output directory, prune only after a
 //! verified tarball. Needs root.
 
-mod common;
-
 use std::path::Path;
 
-use common::{text, Lab};
+use crate::util::{text, Lab};
 use orch::logs;
 
 /// Makes `~/.orch/runs/<run>/` on every host of the lab with a few log files, and a run's

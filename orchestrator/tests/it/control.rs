@@ -6,9 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-mod common;
-
-use common::{lines_of, text, write, Lab};
+use crate::util::{lines_of, text, write, Lab};
 
 #[test]
 fn exec_reaches_every_host_with_its_own_address() {

@@ -2,9 +2,7 @@
 //! server srvr calls leader 20 s into the workload and restarts it 10 s later. Needs root,
 //! Debian's zookeeper package and the musl target (.ci/run).
 
-mod common;
-
-use common::{leftovers, setup, text, workspace, Lab};
+use crate::util::{leftovers, setup, text, workspace, Lab};
 
 #[test]
 fn zookeeper_leader_kill_is_recorded_measured_and_undone() {

@@ -3,9 +3,7 @@
 //! operation, and the logs of the shipped lab scenario are small without ZooKeeper's data.
 //! Needs root, Debian's zookeeper package and the musl target (.ci/run).
 
-mod common;
-
-use common::{setup, text, workspace, Lab};
+use crate::util::{setup, text, workspace, Lab};
 
 /// A read-only workload on an empty store, as when real YCSB's inserts all failed: the load's
 /// values (2 MB) are over ZooKeeper's 1 MB request limit, so its insert fails and the load

@@ -2,15 +2,11 @@
 //! with a designated leader, YCSB), its results, and a Ctrl-C during the workload that must
 //! leave nothing running. Needs root, Debian's zookeeper package and the musl target (.ci/run).
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{leftovers, setup, text, workspace, Lab};
-
-const ORCH: &str = env!("CARGO_BIN_EXE_orch");
+use crate::util::{leftovers, setup, text, workspace, Lab, ORCH};
 
 #[test]
 fn shipped_lab_scenario_runs_both_leaders_and_cleans_up() {

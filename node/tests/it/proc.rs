@@ -1,7 +1,5 @@
 //! `orch-node proc`: detached start, exact stop, status and wait, through the built binary.
 
-mod poll;
-
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -9,13 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use poll::wait_for;
-
-const BIN: &str = env!("CARGO_BIN_EXE_orch-node");
+use crate::util::{turn, wait_for, NODE};
 
 /// Runs `orch-node proc ARGS` with its output captured.
 fn proc(args: &[&str]) -> Output {
-    Command::new(BIN)
+    Command::new(NODE)
         .arg("proc")
         .args(args)
         .stdin(Stdio::null())
@@ -122,13 +118,14 @@ impl Drop for ChildGuard {
 
 #[test]
 fn start_returns_at_once_and_stop_ends_the_whole_group() {
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     let mut reaper = Reaper::default();
     // Like ssh: both output pipes are read to EOF, which only comes once no process holds
     // their write ends. A leaky session also hands over the channel as an extra descriptor
     // without close-on-exec (fd 3 here).
     let t0 = Instant::now();
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(NODE);
     cmd.args(["proc", "start", "--dir"])
         .arg(dir.path())
         .args([
@@ -194,6 +191,7 @@ fn start_returns_at_once_and_stop_ends_the_whole_group() {
 
 #[test]
 fn stop_ends_what_an_exited_command_left_behind() {
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     let mut reaper = Reaper::default();
     let pid = start(dir.path(), "daemon", &["sh", "-c", "sleep 1000 &"]);
@@ -213,6 +211,7 @@ fn stop_ends_what_an_exited_command_left_behind() {
 
 #[test]
 fn a_reused_pid_is_left_alone() {
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     let bystander = ChildGuard(
         Command::new("sleep")
@@ -247,6 +246,7 @@ fn a_reused_pid_is_left_alone() {
 
 #[test]
 fn a_missing_command_fails_synchronously() {
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     let t0 = Instant::now();
     let out = proc(&[
@@ -271,6 +271,7 @@ fn a_missing_command_fails_synchronously() {
 
 #[test]
 fn a_running_name_is_not_started_twice() {
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     let mut reaper = Reaper::default();
     reaper.watch(start(dir.path(), "once", &["sleep", "1000"]));
@@ -293,6 +294,7 @@ fn a_running_name_is_not_started_twice() {
 
 #[test]
 fn stop_all_goes_newest_first() {
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     let mut reaper = Reaper::default();
     let order = dir.path().join("order");
@@ -314,6 +316,7 @@ fn stop_all_goes_newest_first() {
 
 #[test]
 fn status_json_wait_env_and_log() {
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     let mut reaper = Reaper::default();

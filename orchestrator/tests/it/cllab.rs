@@ -5,20 +5,12 @@
 //! trips. `lab down` must remove exactly the user things `up` made. Needs root, Debian's
 //! zookeeper package, sudo and the musl target (.ci/run).
 
-mod common;
-
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{text, Lab};
-
-const ORCH: &str = env!("CARGO_BIN_EXE_orch");
-
-fn workspace(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
-}
+use crate::util::{self, setup, text, workspace, Lab, ORCH};
 
 fn user_exists(name: &str) -> bool {
     Command::new("getent")
@@ -43,7 +35,7 @@ fn exec_all(lab: &Lab, script: &str) -> Vec<String> {
     assert!(out.status.success(), "{script}: {}", text(&out.stderr));
     let stdout = text(&out.stdout);
     (1..=5)
-        .map(|i| common::lines_of(&stdout, &format!("host{i}")).join("\n"))
+        .map(|i| util::lines_of(&stdout, &format!("host{i}")).join("\n"))
         .collect()
 }
 
@@ -66,7 +58,7 @@ fn host1_ping(lab: &Lab, from: &str, addr: &str) -> f64 {
         "--hosts", "host1", "--", "ping", "-n", "-c", "20", "-i", "0.2", "-I", from, addr,
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    ping_median(&common::lines_of(&text(&out.stdout), "host1").join("\n"))
+    ping_median(&util::lines_of(&text(&out.stdout), "host1").join("\n"))
 }
 
 /// Median RTT from the controller to `addr`.
@@ -77,18 +69,6 @@ fn controller_ping(addr: &str) -> f64 {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     ping_median(&text(&out.stdout))
-}
-
-fn setup(lab: &Lab) {
-    let tarball = lab.dir.path().join("zk.tar.gz");
-    let made = Command::new(workspace("scripts/make-zk-tarball.sh"))
-        .arg(&tarball)
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", text(&made.stderr));
-    let inv = lab.inventory.to_str().unwrap();
-    let out = lab.orch(&["-i", inv, "setup", "--zookeeper", tarball.to_str().unwrap()]);
-    assert!(out.status.success(), "setup: {}", text(&out.stderr));
 }
 
 /// Checks one run's delays.txt and delays.json: all 10 pairs of the lab scenario, declared as
@@ -359,7 +339,7 @@ fn lab_down_removes_the_user_up_created_and_keeps_one_that_existed() {
         let lab = Lab::up_with("uprev", "10.166", 1, &["--user", "uprev"]);
         let id = lab.exec(&["--", "sh", "-c", "id -un; sudo -n id -un"]);
         assert_eq!(
-            common::lines_of(&text(&id.stdout), "host1"),
+            util::lines_of(&text(&id.stdout), "host1"),
             ["uprev", "root"]
         );
     }

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::util::{root, turn, NODE};
+
 /// Agreement required: 10 % or 20 µs, whichever is larger.
 fn assert_close(what: &str, got: f64, ss: f64) {
     let tolerance = (ss * 0.1).max(20.0);
@@ -113,8 +115,9 @@ struct Monitor {
 impl Monitor {
     /// Starts the monitor and waits until it says which source it uses.
     fn start(source: &str, conn: &Conn) -> Self {
+        root::require("the monitor loads eBPF and reads every socket");
         let spawned = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_orch-node"))
+        let mut child = Command::new(NODE)
             .args(["rtt", "--json", "--interval", "50", "--source", source])
             .args([
                 "--src",
@@ -198,7 +201,7 @@ impl Drop for Monitor {
 
 /// One refresh of `orch-node rtt --count 1` run as `prefix... orch-node ...`: (stderr, reading).
 fn one_shot(prefix: &[&str], source: &str, conn: &Conn) -> (String, String, f64) {
-    let bin = env!("CARGO_BIN_EXE_orch-node");
+    let bin = NODE;
     let (program, args) = match prefix {
         [] => (bin, Vec::new()),
         [first, rest @ ..] => (*first, [rest, &[bin]].concat()),
@@ -232,6 +235,7 @@ const QUIET: Duration = Duration::from_millis(200);
 /// where it has not; either way the numbers are those of `ss -ti`.
 #[test]
 fn auto_uses_ebpf_where_exact_and_agrees_with_ss() {
+    let _turn = turn();
     let mut conn = Conn::open("127.0.0.21", "127.0.0.22");
     let monitor = Monitor::start("auto", &conn);
     let exact = kernel_has_tracepoint("sk_data_ready");
@@ -271,6 +275,7 @@ fn kernel_has_tracepoint(name: &str) -> bool {
 /// instead (and only netlink is compared).
 #[test]
 fn netlink_source_gives_the_same_as_ebpf_and_ss() {
+    let _turn = turn();
     let mut conn = Conn::open("127.0.0.23", "127.0.0.24");
     let monitor = Monitor::start("ebpf", &conn);
     conn.exchange(60, Duration::from_millis(1));
@@ -291,6 +296,7 @@ fn netlink_source_gives_the_same_as_ebpf_and_ss() {
 
 #[test]
 fn auto_falls_back_to_netlink_without_bpf_privilege() {
+    let _turn = turn();
     let mut conn = Conn::open("127.0.0.25", "127.0.0.26");
     conn.exchange(30, Duration::ZERO);
     let no_bpf = ["setpriv", "--bounding-set=-bpf,-sys_admin,-perfmon"];
@@ -303,10 +309,11 @@ fn auto_falls_back_to_netlink_without_bpf_privilege() {
 
 #[test]
 fn forced_ebpf_without_privilege_fails_with_advice() {
+    let _turn = turn();
     let conn = Conn::open("127.0.0.27", "127.0.0.28");
     let out = Command::new("setpriv")
         .arg("--bounding-set=-bpf,-sys_admin,-perfmon")
-        .arg(env!("CARGO_BIN_EXE_orch-node"))
+        .arg(NODE)
         .args(["rtt", "--source", "ebpf", "--count", "1", "--src"])
         .arg(conn.src.to_string())
         .output()

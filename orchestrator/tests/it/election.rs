@@ -3,14 +3,10 @@
 //! plots; kill -9 of orch in the middle of the matrix and `--resume`; `orch report` on the
 //! stored results. Needs root, the musl target and Debian's zookeeper package (.ci/run).
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{leftovers, setup, text, wait_until, write, Lab};
-
-const ORCH: &str = env!("CARGO_BIN_EXE_orch");
+use crate::util::{leftovers, setup, text, wait_until, write, Lab, ORCH};
 
 /// Four cells (two modes x two delay profiles), one repetition each, ~8 s per run.
 const SCENARIO: &str = "\

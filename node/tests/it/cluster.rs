@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-pub use crate::poll::wait_for;
+use crate::util::NODE;
 
 /// Replicas of one test and the directory holding their config and logs.
 pub struct Cluster {
@@ -63,7 +63,7 @@ impl Cluster {
     /// Starts replica `id`.
     pub fn spawn(&mut self, id: usize) {
         let err = std::fs::File::create(self.dir.path().join(format!("stderr_{id}.txt"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_orch-node"))
+        let child = Command::new(NODE)
             .args(["elect", "--config"])
             .arg(&self.config)
             .args(["--id", &id.to_string()])

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::util::{turn, NODE};
+
 const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
 const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
 
@@ -98,11 +100,7 @@ fn ruok(port: u16) -> Option<String> {
 }
 
 fn ycsb(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_orch-node"))
-        .arg("ycsb")
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(NODE).arg("ycsb").args(args).output().unwrap();
     eprintln!(
         "orch-node ycsb {}\n{}",
         args.join(" "),
@@ -252,6 +250,7 @@ requestdistribution=zipfian
 
 #[test]
 fn load_then_run_like_the_seed_seen_by_an_independent_client() {
+    let _turn = turn();
     let zk = ZooKeeper::start();
     let dir = tempfile::tempdir().unwrap();
     let workload = dir.path().join("workloadb");
@@ -349,6 +348,7 @@ fn load_then_run_like_the_seed_seen_by_an_independent_client() {
 
 #[test]
 fn properties_it_cannot_honor_are_rejected_before_connecting() {
+    let _turn = turn();
     let cases = [
         (vec!["-p", "scanproportion=0.05"], "scanproportion=0.05"),
         (
@@ -386,9 +386,10 @@ fn properties_it_cannot_honor_are_rejected_before_connecting() {
 /// `orch-node chroot` creates it with its parents, again without complaint, and needs a chroot.
 #[test]
 fn chroot_creates_the_znode_real_ycsb_needs() {
+    let _turn = turn();
     let zk = ZooKeeper::start();
     let chroot = |connect: &str| {
-        Command::new(env!("CARGO_BIN_EXE_orch-node"))
+        Command::new(NODE)
             .args(["chroot", "--connect", connect])
             .output()
             .unwrap()
@@ -417,6 +418,7 @@ fn workspace_file(rel: &str) -> String {
 /// properties_it_cannot_honor_are_rejected_before_connecting).
 #[test]
 fn every_shipped_core_workload_loads_and_runs() {
+    let _turn = turn();
     let zk = ZooKeeper::start();
     for (i, name) in [
         "workloada",
@@ -456,6 +458,7 @@ fn every_shipped_core_workload_loads_and_runs() {
 /// and 99th percentile at 1 ms resolution) and still parses.
 #[test]
 fn histogram_measurement_type_with_the_seeds_buckets() {
+    let _turn = turn();
     let zk = ZooKeeper::start();
     let file = workspace_file("scenarios/workloads/workloadb");
     let connect = format!(

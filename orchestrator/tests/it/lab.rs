@@ -13,30 +13,30 @@ use std::time::Duration;
 
 use orch::lab::{self, LabInfo, LabSpec};
 
-mod common;
-
-use common::{procs, wait_until};
+use crate::util::{procs, root, turn, wait_until, Turn};
 
 /// The state parent all tests share (the environment is per process). A fixed directory rather
 /// than a fresh temporary one, so a lab left by a killed earlier run is found and removed.
 /// Not under /tmp: the lab refuses that (each host mounts its own /tmp).
 const LAB_ROOT: &str = "/var/tmp/orch-lab-tests";
 
-/// Points `ORCH_LAB_DIR` at [`LAB_ROOT`] before any test touches a lab. The lab needs root and
-/// sshd: without them these tests fail (they are never skipped), naming what is missing.
-fn setup() {
+/// Points `ORCH_LAB_DIR` at [`LAB_ROOT`] before any test touches a lab, and takes the test's
+/// turn. The lab needs root and sshd: without them these tests fail (they are never skipped),
+/// naming what is missing. The variable is this process's: the other modules' labs pass their
+/// own to the `orch` they run.
+#[track_caller]
+fn setup() -> Turn {
+    root::require("a lab is network namespaces with their own sshd");
+    let turn = turn();
     static READY: OnceLock<()> = OnceLock::new();
     READY.get_or_init(|| {
         std::env::set_var("ORCH_LAB_DIR", LAB_ROOT);
-        assert!(
-            procs::is_root(),
-            "the lab tests need root (they create network namespaces)"
-        );
         assert!(
             Path::new("/usr/sbin/sshd").exists(),
             "the lab tests need /usr/sbin/sshd: apt-get install openssh-server"
         );
     });
+    turn
 }
 
 fn spec(name: &str, hosts: usize, net: [u8; 2]) -> LabSpec {
@@ -130,7 +130,7 @@ fn processes_in(ns: &str) -> Vec<(u32, u64)> {
 
 #[test]
 fn hosts_are_isolated_and_down_removes_everything() {
-    setup();
+    let _turn = setup();
     let (guard, info) = Lab::up(spec("lt1", 3, [10, 201]), "lt1");
     let dir = lab::state_dir("lt1");
     assert_eq!(info.inventory, dir.join("inventory.yaml"));
@@ -208,7 +208,7 @@ fn hosts_are_isolated_and_down_removes_everything() {
 
 #[test]
 fn status_notices_a_dead_sshd() {
-    setup();
+    let _turn = setup();
     let (_guard, info) = Lab::up(spec("lt2", 2, [10, 202]), "lt2");
     assert!(lab::status("lt2").unwrap());
     let host2 = &info.hosts[1];
@@ -231,7 +231,7 @@ fn status_notices_a_dead_sshd() {
 
 #[test]
 fn up_refuses_a_lab_that_is_up_and_a_network_in_use() {
-    setup();
+    let _turn = setup();
     let inventory = PathBuf::from(LAB_ROOT).join("lt3-inventory.yaml");
     let mut first = spec("lt3", 1, [10, 203]);
     first.inventory_out = Some(inventory.clone());
@@ -266,7 +266,7 @@ fn up_refuses_a_lab_that_is_up_and_a_network_in_use() {
 
 #[test]
 fn up_leaves_names_it_does_not_own_alone() {
-    setup();
+    let _turn = setup();
     lab::down("lt4").unwrap();
     ip(&["netns", "add", "orch-lt4-h2"]);
     let _foreign = ForeignNetns("orch-lt4-h2");
@@ -282,7 +282,7 @@ fn up_leaves_names_it_does_not_own_alone() {
 
 #[test]
 fn invalid_specs_are_rejected() {
-    setup();
+    let _turn = setup();
     for hosts in [0, 65] {
         let err = lab::up(&spec("lt5", hosts, [10, 205])).unwrap_err();
         assert!(

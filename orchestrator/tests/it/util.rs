@@ -1,53 +1,69 @@
-//! A local lab for one test, driven through the `orch` binary. Needs root.
-
-#![allow(dead_code)]
+//! What the test modules share: a local lab for one test driven through the `orch` binary
+//! (needs root), the binaries, helpers for their output, and orch-testkit's waits, /proc and
+//! turns.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
-const ORCH: &str = env!("CARGO_BIN_EXE_orch");
+pub use orch_testkit::{alone, procs, root, turn, wait_until, Turn};
 
-/// A lab made for one test; `Drop` runs `orch lab down`.
+/// The `orch` binary under test.
+pub const ORCH: &str = env!("CARGO_BIN_EXE_orch");
+
+/// A lab made for one test; `Drop` runs `orch lab down`. Making one declares the test
+/// root-only and takes the turn of the calling file (see orch_testkit::turn).
 pub struct Lab {
     pub name: String,
     pub dir: tempfile::TempDir,
     pub inventory: PathBuf,
     pub net: String,
+    _turn: Turn,
 }
 
 impl Lab {
+    #[track_caller]
     pub fn up(name: &str, net: &str, hosts: usize) -> Lab {
         Lab::up_with(name, net, hosts, &[])
     }
 
     /// `orch lab up` with more flags (`--user NAME`, `--control-net C.D`).
+    #[track_caller]
     pub fn up_with(name: &str, net: &str, hosts: usize, flags: &[&str]) -> Lab {
+        let lab = Lab::prepare(name, net);
+        let mut args = lab.up_args(hosts);
+        args.extend(flags.iter().map(|f| f.to_string()));
+        let out = lab.orch(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(out.status.success(), "lab up failed: {}", text(&out.stderr));
+        lab
+    }
+
+    /// A lab not yet up: its state directory and inventory path, the test's turn.
+    #[track_caller]
+    pub fn prepare(name: &str, net: &str) -> Lab {
+        root::require("a lab is network namespaces with their own sshd");
+        let turn = turn();
         let dir = tempfile::tempdir_in("/var/tmp").unwrap();
         let inventory = dir.path().join("lab.yaml");
-        let lab = Lab {
+        Lab {
             name: name.to_string(),
             dir,
             inventory,
             net: net.to_string(),
-        };
+            _turn: turn,
+        }
+    }
+
+    /// The arguments of `orch lab up` for this lab with `hosts` hosts.
+    pub fn up_args(&self, hosts: usize) -> Vec<String> {
         let hosts = hosts.to_string();
-        let mut args = vec![
-            "lab",
-            "up",
-            "--hosts",
-            &hosts,
-            "--name",
-            name,
-            "--net",
-            net,
-            "-i",
-            lab.inventory.to_str().unwrap(),
-        ];
-        args.extend_from_slice(flags);
-        let out = lab.orch(&args);
-        assert!(out.status.success(), "lab up failed: {}", text(&out.stderr));
-        lab
+        let inventory = self.inventory.to_str().unwrap();
+        [
+            "lab", "up", "--hosts", &hosts, "--name", &self.name, "--net", &self.net,
+        ]
+        .into_iter()
+        .chain(["-i", inventory])
+        .map(String::from)
+        .collect()
     }
 
     pub fn orch(&self, args: &[&str]) -> Output {
@@ -157,56 +173,4 @@ pub fn leftovers(lab: &Lab) -> String {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stdout)
-}
-
-/// Polls `done` every 100 ms until it holds; panics after `limit`.
-pub fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// What /proc says about processes the tests started or must not touch (the procfs crate).
-pub mod procs {
-    use procfs::process::Process;
-
-    /// (state, start time in clock ticks after boot) of `pid`: with the pid, a process's identity.
-    pub fn stat(pid: u32) -> Option<(char, u64)> {
-        let s = Process::new(pid as i32).ok()?.stat().ok()?;
-        Some((s.state, s.starttime))
-    }
-
-    /// True while the process that had `start_time` still runs (a zombie does not: this
-    /// machine's init may never reap it).
-    pub fn running(pid: u32, start_time: u64) -> bool {
-        stat(pid).is_some_and(|(state, start)| start == start_time && state != 'Z')
-    }
-
-    /// True if `pid` is pid 1 of a pid namespace below ours (a lab host's sshd).
-    pub fn is_namespace_init(pid: u32) -> bool {
-        Process::new(pid as i32)
-            .and_then(|p| p.status())
-            .ok()
-            .and_then(|s| s.nspid)
-            .is_some_and(|ids| ids.len() > 1 && ids.last() == Some(&1))
-    }
-
-    /// The command name of `pid`, empty if it is gone.
-    pub fn comm(pid: u32) -> String {
-        Process::new(pid as i32)
-            .and_then(|p| p.stat())
-            .map(|s| s.comm)
-            .unwrap_or_default()
-    }
-
-    pub fn is_root() -> bool {
-        procfs::process::Process::myself()
-            .and_then(|p| p.status())
-            .is_ok_and(|s| s.euid == 0)
-    }
 }

@@ -1,16 +1,15 @@
 //! Five real `orch-node elect` processes talking UDP on 127.0.0.2-6.
 
-mod common;
-mod poll;
-
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{ip, wait_for, wall_now, Cluster};
+use crate::cluster::{ip, wall_now, Cluster};
 use rand::{RngExt, SeedableRng};
 use serde_json::Value;
+
+use crate::util::{turn, wait_for, NODE};
 
 fn ms(ns: u64) -> f64 {
     ns as f64 / 1e6
@@ -29,6 +28,7 @@ fn assert_one_leader_per_term(c: &Cluster) {
 
 #[test]
 fn five_replicas_elect_one_leader_per_term_within_two_seconds() {
+    let _turn = turn();
     let started = wall_now();
     let c = Cluster::start(7301, 5, "");
     let first = wait_for(Duration::from_secs(2), || {
@@ -66,6 +66,7 @@ fn five_replicas_elect_one_leader_per_term_within_two_seconds() {
 
 #[test]
 fn killed_leader_is_replaced_within_one_second() {
+    let _turn = turn();
     let mut c = Cluster::start(7302, 5, "");
     let (term, leader, _) = wait_for(Duration::from_secs(2), || {
         c.leader_elections().first().copied()
@@ -94,6 +95,7 @@ fn killed_leader_is_replaced_within_one_second() {
 /// and petitions must hand leadership to it.
 #[test]
 fn petitions_move_leadership_to_the_lowest_penalty_replica() {
+    let _turn = turn();
     let extra = "  useSimulatedLinks: true
   simulatedDelays: {\"127.0.0.2\": 60, \"127.0.0.3\": 30, \"127.0.0.4\": 20, \"127.0.0.5\": 10}
   testPetition: true
@@ -155,6 +157,7 @@ fn petitions_move_leadership_to_the_lowest_penalty_replica() {
 
 #[test]
 fn random_datagrams_only_raise_the_drop_counter() {
+    let _turn = turn();
     let mut c = Cluster::start(7304, 5, "  runtimeSeconds: 5\n");
     let (term, leader, _) = wait_for(Duration::from_secs(2), || {
         c.leader_elections().first().copied()
@@ -202,6 +205,7 @@ fn random_datagrams_only_raise_the_drop_counter() {
 
 #[test]
 fn silent_leaders_are_detected_and_summarised() {
+    let _turn = turn();
     let mut c = Cluster::start(
         7305,
         5,
@@ -209,7 +213,7 @@ fn silent_leaders_are_detected_and_summarised() {
     );
     c.wait_exit(Duration::from_secs(8));
     let logs: Vec<_> = (0..5).map(|id| c.log_path(id)).collect();
-    let out = Command::new(env!("CARGO_BIN_EXE_orch-node"))
+    let out = Command::new(NODE)
         .arg("elect-summary")
         .arg("--json")
         .args(&logs)
@@ -230,7 +234,7 @@ fn silent_leaders_are_detected_and_summarised() {
         assert!(d < 1000.0, "{f}");
         assert_eq!(f["how"], "silent");
     }
-    let text = Command::new(env!("CARGO_BIN_EXE_orch-node"))
+    let text = Command::new(NODE)
         .arg("elect-summary")
         .args(&logs)
         .output()
@@ -245,6 +249,7 @@ fn silent_leaders_are_detected_and_summarised() {
 /// In CI mode the timeout comes from RTT samples to the leader once probes measured them.
 #[test]
 fn ci_mode_uses_rtt_samples_and_stays_stable() {
+    let _turn = turn();
     let c = Cluster::start(7306, 5, "  fdMode: CI\n  penaltyIntervalMs: 300\n");
     wait_for(Duration::from_secs(2), || {
         c.leader_elections().first().copied()

@@ -5,9 +5,7 @@ use std::path::Path;
 use orch::inventory::Inventory;
 use orch::scenario::Scenario;
 
-fn workspace(rel: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
-}
+use crate::util::workspace;
 
 #[test]
 fn cloudlab_scenario_expands_to_both_leaders() {

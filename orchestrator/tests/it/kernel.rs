@@ -16,9 +16,7 @@ use orch::delay::{self, DelaySpec};
 use orch::facts::{self, Facts};
 use orch::inventory::Inventory;
 
-mod common;
-
-use common::{text, Lab};
+use crate::util::{text, Lab};
 
 /// One-way delays of the matrix, both ways: (from, to, ms).
 const MATRIX: [(usize, usize, f64); 3] = [(1, 2, 5.0), (1, 3, 20.0), (2, 3, 40.0)];
@@ -27,27 +25,9 @@ const MATRIX: [(usize, usize, f64); 3] = [(1, 2, 5.0), (1, 3, 20.0), (2, 3, 40.0
 /// host's namespaces 2 s to start, which a busy machine under TCG sometimes misses ("sshd did
 /// not start"); and an inventory that allows 30 s for an SSH connection (see the module doc).
 fn slow_lab(name: &str, net: &str, hosts: usize) -> Lab {
-    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-    let inventory = dir.path().join("lab.yaml");
-    let lab = Lab {
-        name: name.to_string(),
-        dir,
-        inventory,
-        net: net.to_string(),
-    };
-    let hosts = hosts.to_string();
-    let up = [
-        "lab",
-        "up",
-        "--hosts",
-        &hosts,
-        "--name",
-        name,
-        "--net",
-        net,
-        "-i",
-        lab.inventory.to_str().unwrap(),
-    ];
+    let lab = Lab::prepare(name, net);
+    let up = lab.up_args(hosts);
+    let up: Vec<&str> = up.iter().map(String::as_str).collect();
     for attempt in 1.. {
         let out = lab.orch(&up);
         if out.status.success() {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_orch-node");
+use crate::util::{turn, NODE};
 
 /// One `orch-node traffic` process writing stats to its own log; killed by pid when dropped.
 struct Traffic {
@@ -37,7 +37,7 @@ impl Traffic {
             .append(true)
             .open(&self.stderr)
             .unwrap();
-        let child = Command::new(BIN)
+        let child = Command::new(NODE)
             .arg("traffic")
             .args(&self.args)
             .arg("--log")
@@ -172,6 +172,7 @@ fn all_connected(nodes: &[Traffic]) -> bool {
 
 #[test]
 fn mesh_connects_every_pair_and_counts_agree() {
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     let mut nodes = mesh(dir.path(), 47311);
     assert!(
@@ -204,6 +205,7 @@ fn mesh_connects_every_pair_and_counts_agree() {
 
 #[test]
 fn mesh_reconnects_to_a_restarted_peer() {
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     let mut nodes = mesh(dir.path(), 47312);
     assert!(wait_until(Duration::from_secs(10), || all_connected(
@@ -242,6 +244,7 @@ fn mesh_reconnects_to_a_restarted_peer() {
 
 #[test]
 fn rate_mode_delivers_the_configured_bit_rate() {
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     let mut sink = Traffic::spawn(
         dir.path(),
@@ -284,7 +287,8 @@ fn rate_mode_delivers_the_configured_bit_rate() {
 
 #[test]
 fn an_address_of_another_host_is_refused_clearly() {
-    let out = Command::new(BIN)
+    let _turn = turn();
+    let out = Command::new(NODE)
         .args(["traffic", "sink", "--bind", "192.0.2.1", "--port", "47314"])
         .env_remove("RUST_BACKTRACE")
         .output()

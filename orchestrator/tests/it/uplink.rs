@@ -1,24 +1,13 @@
 //! `orch lab up --uplink RATE` on a real lab: what this machine sends into the lab is limited
 //! to RATE, traffic between the hosts is not, and `lab down` removes the limit. Needs root.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::Instant;
 
-use common::{text, Lab};
-
-/// Serialises the lab tests of this file with those of other files that take it.
-fn lab_lock() -> std::fs::File {
-    let file = std::fs::File::create("/tmp/orch-labtests.lock").unwrap();
-    // SAFETY: flock on a file descriptor we own; the lock goes with the file.
-    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(locked, 0, "flock /tmp/orch-labtests.lock");
-    file
-}
+use crate::util::{self, text, Lab};
 
 /// Moves the calling thread into network namespace `ns` (a thread's sockets live there).
 fn enter(ns: &str) {
@@ -68,7 +57,7 @@ fn throughput(listen_ns: String, addr: &str, from_ns: Option<String>, bytes: usi
 
 #[test]
 fn the_uplink_limits_the_controller_and_not_the_hosts() {
-    let _lock = lab_lock();
+    let _alone = util::alone();
     let lab = Lab::up_with("sd", "10.113", 2, &["--uplink", "20mbit"]);
     let bridge = "olbr-sd";
     let qdisc = Command::new("tc")
@@ -112,7 +101,7 @@ fn the_uplink_limits_the_controller_and_not_the_hosts() {
 #[test]
 fn a_rate_without_a_unit_is_refused_before_anything_is_created() {
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_orch"))
+    let out = Command::new(util::ORCH)
         .args([
             "lab", "up", "--hosts", "1", "--name", "sd", "--net", "10.113",
         ])

@@ -5,17 +5,13 @@
 //! Every test makes its own lab and tears it down when it ends, also when an assertion fails.
 //! The first test to run builds orch-node (minutes); the others find it in the build cache.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{text, Lab};
+use crate::util::{text, Lab, ORCH};
 
-const ORCH: &str = env!("CARGO_BIN_EXE_orch");
-
-/// What these tests do with a lab beyond `common::Lab`.
+/// What these tests do with a lab beyond `util::Lab`.
 trait SetupLab {
     /// `orch ARGS...` for this lab, not yet started.
     fn command(&self, args: &[&str]) -> Command;

@@ -1,7 +1,7 @@
 //! `orch::delay` on a 3-host local lab: one-way delays of 5, 20 and 40 ms between the pairs,
 //! measured with ping and with TCP's smoothed RTT, then removed, then applied again and the
 //! emulators killed with SIGKILL. The scenario asks for `method: emulator`, so every host gets
-//! the `orch-node delay` emulator on any kernel (netem is tested by tests/kernel.rs, in the VMs
+//! the `orch-node delay` emulator on any kernel (netem is tested by tests/it/kernel.rs, in the VMs
 //! of scripts/kernel-test.sh).
 //!
 //! Needs root, iproute2, iputils-ping and nftables (`nft`, only to look at the hosts' tables
@@ -21,9 +21,7 @@ use orch::delay::{self, DelaySpec};
 use orch::facts;
 use orch::inventory::Inventory;
 
-mod common;
-
-use common::{procs, text, Lab};
+use crate::util::{procs, text, Lab};
 
 /// One-way delays of the matrix, both ways: (from, to, ms).
 const MATRIX: [(usize, usize, f64); 3] = [(1, 2, 5.0), (1, 3, 20.0), (2, 3, 40.0)];

@@ -1,18 +1,14 @@
 //! `orch-node proc signal` (the faults' kill and pause) and `proc stop` of a paused process,
 //! through the built binary.
 
-mod poll;
-
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use poll::wait_for;
-
-const BIN: &str = env!("CARGO_BIN_EXE_orch-node");
+use crate::util::{procs, turn, wait_for, NODE};
 
 fn proc(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
+    Command::new(NODE)
         .arg("proc")
         .args(&args[..1])
         .arg("--dir")
@@ -36,8 +32,9 @@ fn ok(out: Output) -> String {
 
 /// The state letter of /proc/PID/stat (`S` sleeping, `T` stopped), `None` once it is gone.
 fn state(pid: i32) -> Option<char> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    s[s.rfind(')')? + 2..].chars().next().filter(|&c| c != 'Z')
+    procs::stat(pid as u32)
+        .map(|(state, _)| state)
+        .filter(|&c| c != 'Z')
 }
 
 fn start(dir: &Path, name: &str) -> i32 {
@@ -47,6 +44,7 @@ fn start(dir: &Path, name: &str) -> i32 {
 
 #[test]
 fn stop_and_cont_pause_the_process_and_stop_ends_a_paused_one() {
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     let pid = start(dir.path(), "s");
     let said = ok(proc(
@@ -81,6 +79,7 @@ fn stop_and_cont_pause_the_process_and_stop_ends_a_paused_one() {
 
 #[test]
 fn kill_leaves_the_record_so_the_name_can_start_again() {
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     let pid = start(dir.path(), "k");
     ok(proc(
@@ -102,6 +101,7 @@ fn kill_leaves_the_record_so_the_name_can_start_again() {
 
 #[test]
 fn unknown_signals_and_names_are_refused() {
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     let out = proc(dir.path(), &["signal", "--name", "x", "--signal", "HUP"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("use one of KILL"));

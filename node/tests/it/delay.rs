@@ -3,21 +3,14 @@
 //! independently of the emulator). Every test makes its own namespaces, with its own names, and
 //! removes them (and its emulator) when it ends, also when an assertion fails.
 //!
-//! The tests take turns (`SERIAL`): each one measures RTTs of a user-space emulator, and on a
-//! two-core machine the pings and emulators of the others would be measured with it.
-
-mod poll;
+//! Each test runs alone (orch_testkit::alone): it measures RTTs through a user-space emulator,
+//! and on a two-core machine the pings and processes of other tests would be measured with it.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use poll::wait_for;
-
-const NODE: &str = env!("CARGO_BIN_EXE_orch-node");
-
-static SERIAL: Mutex<()> = Mutex::new(());
+use crate::util::{alone, root, wait_for, Turn, NODE};
 
 /// Namespaces `<name>a` (10.<net>.0.1) and `<name>b` (10.<net>.0.2) and their veth pair.
 struct Pair {
@@ -25,20 +18,19 @@ struct Pair {
     net: u8,
     dir: tempfile::TempDir,
     emulator: Option<Child>,
-    _turn: MutexGuard<'static, ()>,
+    _alone: Turn,
 }
 
 impl Pair {
     fn new(name: &str, net: u8) -> Pair {
-        let turn = SERIAL
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        root::require("it makes network namespaces");
+        let alone = alone();
         let pair = Pair {
             name: name.to_string(),
             net,
             dir: tempfile::tempdir().unwrap(),
             emulator: None,
-            _turn: turn,
+            _alone: alone,
         };
         let (a, b) = (pair.ns('a'), pair.ns('b'));
         run(&["ip", "netns", "add", &a]);

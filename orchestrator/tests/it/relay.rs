@@ -1,24 +1,12 @@
 //! Relay push (`orch setup --relay`) against real sshd processes on a local lab: the controller
 //! sends each artifact to one seed, the other hosts fetch it from there, and a host that cannot
 //! fetch or gets the wrong bytes is pushed to directly. Needs root, Debian's `zookeeper`
-//! package (for the tarball) and the musl target, like tests/setup.rs.
-
-mod common;
+//! package (for the tarball) and the musl target, like tests/it/setup.rs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{text, workspace, Lab};
-
-/// Serialises the lab tests of this file with those of other helpers' files that take it.
-fn lab_lock() -> std::fs::File {
-    use std::os::fd::AsRawFd;
-    let file = std::fs::File::create("/tmp/orch-labtests.lock").unwrap();
-    // SAFETY: flock on a file descriptor we own; the lock goes with the file.
-    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(locked, 0, "flock /tmp/orch-labtests.lock");
-    file
-}
+use crate::util::{self, text, workspace, Lab};
 
 /// The lab's inventory with the ZooKeeper tarball as its `zookeeper:` source.
 fn inventory(lab: &Lab) -> PathBuf {
@@ -108,7 +96,7 @@ fn no_server_left(lab: &Lab) {
 
 #[test]
 fn the_controller_sends_each_artifact_once_and_hosts_relay_it() {
-    let _lock = lab_lock();
+    let _alone = util::alone();
     let lab = Lab::up("sa", "10.110", 5);
     let inv = inventory(&lab);
     let (out, shown) = setup(&lab, &inv, &[]);
@@ -136,7 +124,7 @@ fn the_controller_sends_each_artifact_once_and_hosts_relay_it() {
 
 #[test]
 fn a_host_that_cannot_reach_the_seed_is_pushed_to_directly() {
-    let _lock = lab_lock();
+    let _alone = util::alone();
     let lab = Lab::up("sb", "10.111", 3);
     let inv = inventory(&lab);
     // host3 may talk SSH, nothing else over TCP: the seed's port is refused.
@@ -144,7 +132,7 @@ fn a_host_that_cannot_reach_the_seed_is_pushed_to_directly() {
         "table inet orchtest {\n  chain out {\n    type filter hook output priority 0;\n    \
                  tcp sport 22 accept\n    tcp dport 22 accept\n    \
                  meta l4proto tcp reject with tcp reset\n  }\n}\n";
-    let file = common::write(lab.dir.path(), "host3.nft", rules);
+    let file = util::write(lab.dir.path(), "host3.nft", rules);
     let status = Command::new("ip")
         .args(["netns", "exec", &lab.netns(3), "nft", "-f"])
         .arg(&file)
@@ -173,7 +161,7 @@ fn a_host_that_cannot_reach_the_seed_is_pushed_to_directly() {
 
 #[test]
 fn bytes_with_the_wrong_hash_never_get_the_artifact_name() {
-    let _lock = lab_lock();
+    let _alone = util::alone();
     let lab = Lab::up("sc", "10.112", 3);
     let inv = inventory(&lab);
     setup(&lab, &inv, &["--hosts", "host1"]);
