@@ -8,26 +8,104 @@ use crate::inventory::{Arch, Host};
 use crate::output::{table, Progress};
 use crate::remote::{self, quote, Cmd, RemoteError};
 
+/// An enum of the words the probe prints for one fact, shown back as the same words.
+macro_rules! fact {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            fn parse(word: &str) -> Option<Self> {
+                match word {
+                    $($word => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+
+            /// The probe's word for it, as `orch check` shows it.
+            pub fn word(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $word),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.word())
+            }
+        }
+    };
+}
+
+fact! {
+    /// Whether privileged commands (tc, BPF, namespaces) run.
+    Sudo {
+        Root = "root",
+        /// Passwordless sudo works.
+        Yes = "yes",
+        No = "no",
+    }
+}
+
+fact! {
+    /// The kernel's netem qdisc.
+    Netem {
+        /// Built in or loaded.
+        Yes = "yes",
+        /// A module tc loads on first use.
+        Module = "module",
+        /// Not configured, or configured as a module that is not installed.
+        No = "no",
+        /// The kernel config is not readable.
+        Unknown = "unknown",
+    }
+}
+
+fact! {
+    /// Kprobes (`CONFIG_KPROBES=y`, or the kernel's kprobe perf event source exists). The
+    /// prototype's BCC RTT program needed them; orch's eBPF RTT source does not (docs/rtt.md).
+    Kprobes {
+        Yes = "yes",
+        No = "no",
+        /// Kernel config not readable and no kprobe event source.
+        Unknown = "unknown",
+    }
+}
+
+fact! {
+    /// Whether orch-node can load eBPF programs, or why not.
+    Bpf {
+        Yes = "yes",
+        NoBtf = "no-btf",
+        NoSyscall = "no-syscall",
+        NoPrivilege = "no-privilege",
+    }
+}
+
+impl Netem {
+    /// Whether tc can make netem qdiscs now (`yes`) or after loading the module (`module`).
+    pub fn usable(self) -> bool {
+        matches!(self, Netem::Yes | Netem::Module)
+    }
+}
+
 /// What one host told us about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
     pub user: String,
-    /// `root`, `yes` (passwordless sudo works) or `no`.
-    pub sudo: String,
+    pub sudo: Sudo,
     pub arch: String,
     pub kernel: String,
     pub distro: String,
     /// First line of `java -version`, or `none`.
     pub java: String,
-    /// `yes` (built in or loaded), `module` (loadable), `no` (not configured, or configured as
-    /// a module that is not installed) or `unknown` (kernel config not readable).
-    pub netem: String,
-    /// `yes` (`CONFIG_KPROBES=y`, or the kernel's kprobe perf event source exists), `no` or
-    /// `unknown` (kernel config not readable and no kprobe event source). The prototype's BCC
-    /// RTT program needed them; orch's eBPF RTT source does not (docs/rtt.md).
-    pub kprobes: String,
-    /// `yes` when the BPF syscall and BTF exist and we have root; otherwise why not.
-    pub bpf: String,
+    pub netem: Netem,
+    pub kprobes: Kprobes,
+    pub bpf: Bpf,
     /// Free space where orch keeps its files, in KiB.
     pub disk_free_kib: u64,
 }
@@ -40,7 +118,7 @@ impl Facts {
 
     /// Can we run privileged commands (tc, BPF, namespaces) on this host?
     pub fn privileged(&self) -> bool {
-        self.sudo == "root" || self.sudo == "yes"
+        matches!(self.sudo, Sudo::Root | Sudo::Yes)
     }
 
     fn parse(text: &str) -> Result<Facts, String> {
@@ -50,16 +128,20 @@ impl Facts {
                 .map(|v| v.trim().to_string())
                 .ok_or_else(|| format!("the probe printed no `{k}` line"))
         };
+        fn word<T>(k: &str, v: String, parse: fn(&str) -> Option<T>) -> Result<T, String> {
+            parse(&v)
+                .ok_or_else(|| format!("the probe printed `{k}={v}`, which orch does not know"))
+        }
         Ok(Facts {
             user: get("user")?,
-            sudo: get("sudo")?,
+            sudo: word("sudo", get("sudo")?, Sudo::parse)?,
             arch: get("arch")?,
             kernel: get("kernel")?,
             distro: get("distro")?,
             java: get("java")?,
-            netem: get("netem")?,
-            kprobes: get("kprobes")?,
-            bpf: get("bpf")?,
+            netem: word("netem", get("netem")?, Netem::parse)?,
+            kprobes: word("kprobes", get("kprobes")?, Kprobes::parse)?,
+            bpf: word("bpf", get("bpf")?, Bpf::parse)?,
             disk_free_kib: get("disk_kib")?
                 .parse()
                 .map_err(|e| format!("bad disk_kib: {e}"))?,
@@ -141,14 +223,14 @@ pub async fn check(hosts: &[&Host], parallel: usize) -> (Vec<(String, Facts)>, b
                     r.host.clone(),
                     "yes".into(),
                     f.user.clone(),
-                    f.sudo.clone(),
+                    f.sudo.to_string(),
                     f.arch.clone(),
                     f.kernel.clone(),
                     f.distro.clone(),
                     short_java(&f.java),
-                    f.netem.clone(),
-                    f.kprobes.clone(),
-                    f.bpf.clone(),
+                    f.netem.to_string(),
+                    f.kprobes.to_string(),
+                    f.bpf.to_string(),
                     format!("{:.1}G", f.disk_free_kib as f64 / 1024.0 / 1024.0),
                 ]);
                 facts.push((r.host, f));

@@ -127,7 +127,7 @@ pub async fn apply(
 /// Whether host `name` gets netem: `auto` uses it where `orch check` found it (`yes`, or
 /// `module`: tc loads it), `emulator` never, and `netem` always, refusing a host without it.
 pub fn uses_netem(method: Method, name: &str, facts: &Facts) -> Result<bool> {
-    let has = facts.netem == "yes" || facts.netem == "module";
+    let has = facts.netem.usable();
     match method {
         Method::Auto => Ok(has),
         Method::Emulator => Ok(false),
@@ -506,18 +506,19 @@ async fn remove_emulator(conn: &Conn, made: &Made) -> Result<(), RemoteError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::facts::{Bpf, Kprobes, Netem, Sudo};
 
-    fn facts(netem: &str) -> Facts {
+    fn facts(netem: Netem) -> Facts {
         Facts {
             user: "root".into(),
-            sudo: "root".into(),
+            sudo: Sudo::Root,
             arch: "x86_64".into(),
             kernel: "6.1.0-57-amd64".into(),
             distro: "Debian GNU/Linux 12 (bookworm)".into(),
             java: "none".into(),
-            netem: netem.into(),
-            kprobes: "yes".into(),
-            bpf: "yes".into(),
+            netem,
+            kprobes: Kprobes::Yes,
+            bpf: Bpf::Yes,
             disk_free_kib: 1,
         }
     }
@@ -525,10 +526,10 @@ mod tests {
     #[test]
     fn method_picks_netem_where_the_host_has_it() {
         for (netem, auto) in [
-            ("yes", true),
-            ("module", true),
-            ("no", false),
-            ("unknown", false),
+            (Netem::Yes, true),
+            (Netem::Module, true),
+            (Netem::No, false),
+            (Netem::Unknown, false),
         ] {
             let f = facts(netem);
             assert_eq!(uses_netem(Method::Auto, "h1", &f).unwrap(), auto, "{netem}");

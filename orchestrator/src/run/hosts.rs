@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use orch_common::agent::{Agent, Proc};
 
+use crate::facts::Facts;
 use crate::inventory::Host;
 use crate::remote::{Cmd, Conn, RemoteError};
 
@@ -17,6 +18,9 @@ pub struct RunHost {
     pub orch_dir: String,
     /// `<orch_dir>/runs/<run-id>`.
     pub run_dir: String,
+    /// What `orch check` would say of it, probed once per scenario on the hosts that get
+    /// delays (the delay method depends on it); `None` elsewhere.
+    pub facts: Option<Facts>,
 }
 
 impl RunHost {
@@ -31,6 +35,7 @@ impl RunHost {
             host: host.clone(),
             run_dir: format!("{orch_dir}/runs/{run_id}"),
             orch_dir,
+            facts: None,
         }
     }
 

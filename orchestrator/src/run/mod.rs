@@ -20,7 +20,7 @@ use anyhow::bail;
 pub use hosts::RunHost;
 
 use crate::delay;
-use crate::facts;
+use crate::facts::{self, Facts};
 use crate::inventory::{Host, Inventory};
 use crate::remote::{Cmd, Conn};
 use crate::results::cells::{self, Cell};
@@ -77,7 +77,13 @@ pub async fn run(
         .iter()
         .filter(|h| names.contains(&h.name))
         .collect();
-    let conns = connect(&hosts, &run_id).await?;
+    let delayed: BTreeSet<&str> = scenario
+        .runs
+        .iter()
+        .filter_map(|r| r.delays.as_ref())
+        .flat_map(|d| d.hosts.iter().map(|(n, _)| n.as_str()))
+        .collect();
+    let conns = connect(&hosts, &delayed, &run_id).await?;
 
     let mut results = Vec::new();
     let mut failures = Vec::new();
@@ -310,15 +316,20 @@ fn involved(scenario: &Scenario) -> BTreeSet<String> {
     names
 }
 
-/// Opens a connection to every host, learns its home and checks `orch setup` ran there.
+/// Opens a connection to every host, learns its home, checks `orch setup` ran there and
+/// probes the facts of the hosts in `delayed`, all hosts at once.
 async fn connect(
     hosts: &[&Host],
+    delayed: &BTreeSet<&str>,
     run_id: &str,
 ) -> anyhow::Result<BTreeMap<String, (Conn, RunHost)>> {
     let opened = futures::future::join_all(hosts.iter().map(|h| async move {
         let conn = Conn::open(h).await?;
         let home = hosts::must(&conn, &Cmd::script("printf %s \"$HOME\""), "read $HOME").await?;
-        let rh = RunHost::new(h, home.trim_end_matches('\n'), run_id);
+        let mut rh = RunHost::new(h, home.trim_end_matches('\n'), run_id);
+        if delayed.contains(h.name.as_str()) {
+            rh.facts = Some(facts::probe(&conn, &h.orch_dir).await?);
+        }
         let check = Cmd::new(&[rh.node(), "--version".to_string()]);
         if !conn.run(&check).await?.status.success() {
             return Err(anyhow::anyhow!(
@@ -365,11 +376,11 @@ async fn one_run(
     .await?;
     if let Some(d) = &spec.delays {
         let hosts: Vec<&Host> = d.hosts.iter().map(|(n, _)| &conns[n].1.host).collect();
-        let mut facts = Vec::new();
-        for h in &hosts {
-            let (conn, _) = &conns[&h.name];
-            facts.push((h.name.clone(), facts::probe(conn, &h.orch_dir).await?));
-        }
+        let facts: Vec<(String, Facts)> = d
+            .hosts
+            .iter()
+            .filter_map(|(n, _)| Some((n.clone(), conns[n].1.facts.clone()?)))
+            .collect();
         let applied = delay::apply(&hosts, d, &facts, hosts.len()).await?;
         eprintln!("   delays:\n{}", indent(&applied.report()));
         std::fs::write(local.join("delays.txt"), applied.report())?;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use orch::config::Problems;
 use orch::delay::{self, DelaySpec};
-use orch::facts::{self, Facts};
+use orch::facts::{self, Facts, Kprobes};
 use orch::inventory::Inventory;
 
 use crate::util::{text, Lab};
@@ -194,20 +194,9 @@ fn check_reports_netem_and_kprobes_as_the_kernel_has_them() {
         "kernel {}: netem runs: {netem}, orch check: {}; kprobes: {kprobes}, orch check: {}",
         f.kernel, f.netem, f.kprobes
     );
-    if netem {
-        assert!(
-            f.netem == "yes" || f.netem == "module",
-            "netem: {}",
-            f.netem
-        );
-    } else {
-        assert!(
-            f.netem == "no" || f.netem == "unknown",
-            "netem: {}",
-            f.netem
-        );
-    }
-    assert_eq!(f.kprobes, if kprobes { "yes" } else { "no" });
+    assert_eq!(f.netem.usable(), netem, "netem: {}", f.netem);
+    let expected = if kprobes { Kprobes::Yes } else { Kprobes::No };
+    assert_eq!(f.kprobes, expected);
     let out = lab.orch(&["-i", lab.inventory.to_str().unwrap(), "check"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let table = text(&out.stdout);
@@ -235,7 +224,7 @@ fn netem_delays_are_applied_read_back_measured_and_removed() {
     let (inventory, facts) = check(&rt, &lab);
     for (host, f) in &facts {
         assert!(
-            f.netem == "yes" || f.netem == "module",
+            f.netem.usable(),
             "{host}: needs a kernel with sch_netem, orch check says netem: {}",
             f.netem
         );
