@@ -27,11 +27,20 @@ use crate::remote::{self, Cmd, Conn, RemoteError};
 /// hosts see through the shared filesystem.
 pub const NODE_BIN_ENV: &str = "ORCH_NODE_BIN";
 
+/// A host to put delays on, as the run holds it: its open connection (the run's own: no new
+/// SSH session), its orch directory with `~` already expanded (privileged commands run with
+/// root's `$HOME`), and its facts (probed once per scenario).
+pub struct Target<'a> {
+    pub host: &'a Host,
+    pub conn: &'a Conn,
+    pub orch_dir: &'a str,
+    pub facts: &'a Facts,
+}
+
 /// Delays in force on the hosts, and what is needed to take them away again.
 #[derive(Debug)]
 pub struct AppliedDelays {
     hosts: Vec<Applied>,
-    parallel: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -41,7 +50,8 @@ struct Applied {
     made: Made,
 }
 
-/// How a host's delays were made.
+/// How a host's delays were made: the one interface to both methods is [`Made::apply`] and
+/// [`Made::remove`], each verified by reading back what the kernel holds.
 #[derive(Debug, Clone)]
 enum Made {
     /// HTB + netem on these interfaces; each had a kernel default root qdisc of this kind
@@ -50,67 +60,65 @@ enum Made {
         interfaces: Vec<(String, Option<String>)>,
     },
     /// `orch-node delay` running as this pid, an `orch-node proc` record under
-    /// `<paths_root>/delay/proc`.
+    /// `<orch_dir>/delay/proc`.
     Emulator {
         binary: String,
-        paths_root: String,
+        orch_dir: String,
         pid: u32,
     },
 }
 
-/// Applies `delays` to the hosts that have any, with the method [`uses_netem`] picks per host.
-/// Every host is verified by reading back what the kernel holds. If any host fails, the delays already in place on the others are removed
-/// again before the error (naming every failed host) is returned.
-pub async fn apply(
-    hosts: &[&Host],
-    delays: &Delays,
-    facts: &[(String, Facts)],
-    parallel: usize,
-) -> Result<AppliedDelays> {
-    let mut plan: Vec<(&Host, &[Egress], bool)> = Vec::new();
+impl Made {
+    async fn apply(t: &Target<'_>, rules: &[Egress], netem: bool) -> Result<Made, RemoteError> {
+        if netem {
+            apply_netem(t.conn, rules).await
+        } else {
+            apply_emulator(t.conn, t.orch_dir, rules).await
+        }
+    }
+
+    async fn remove(&self, conn: &Conn) -> Result<(), RemoteError> {
+        match self {
+            Made::Netem { interfaces } => remove_netem(conn, interfaces).await,
+            Made::Emulator { .. } => remove_emulator(conn, self).await,
+        }
+    }
+}
+
+/// Applies `delays` to the hosts that have any, all at once, with the method [`uses_netem`]
+/// picks per host. Every host is verified by reading back what the kernel holds. If any host
+/// fails, the delays already in place on the others are removed again before the error (naming
+/// every failed host) is returned.
+pub async fn apply(targets: &[Target<'_>], delays: &Delays) -> Result<AppliedDelays> {
+    let mut plan: Vec<(&Target, &[Egress], bool)> = Vec::new();
     for (name, rules) in &delays.hosts {
-        let Some(host) = hosts.iter().find(|h| &h.name == name) else {
+        let Some(t) = targets.iter().find(|t| &t.host.name == name) else {
             bail!("{name}: has delays but is not among the hosts of this run");
         };
-        let Some((_, f)) = facts.iter().find(|(n, _)| n == name) else {
-            bail!("{name}: no facts about this host (it did not answer `orch check`)");
-        };
-        if !f.privileged() {
+        if !t.facts.privileged() {
             bail!(
                 "{name}: delays need root or passwordless sudo (sudo: {})",
-                f.sudo
+                t.facts.sudo
             );
         }
-        plan.push((host, rules, uses_netem(delays.method, name, f)?));
+        plan.push((t, rules, uses_netem(delays.method, name, t.facts)?));
     }
-    let targets: Vec<&Host> = plan.iter().map(|(h, _, _)| *h).collect();
-    let progress = Progress::new("delays", targets.len());
-    let plan = &plan;
-    let results = remote::each(&targets, parallel, &progress, |conn| async move {
-        let (host, rules, netem) = plan
-            .iter()
-            .find(|(h, _, _)| h.name == conn.host())
-            .expect("every target is planned");
-        let made = if *netem {
-            apply_netem(&conn, rules).await?
-        } else {
-            apply_emulator(&conn, host, rules).await?
-        };
-        Ok(Applied {
-            host: (*host).clone(),
+    let progress = Progress::new("delays", plan.len());
+    let results = futures::future::join_all(plan.iter().map(|(t, rules, netem)| async {
+        let made = Made::apply(t, rules, *netem).await;
+        progress.tick(&t.host.name);
+        made.map(|made| Applied {
+            host: t.host.clone(),
             rules: rules.to_vec(),
             made,
         })
-    })
+    }))
     .await;
     progress.finish();
-    let mut applied = AppliedDelays {
-        hosts: Vec::new(),
-        parallel,
-    };
+    let mut applied = AppliedDelays { hosts: Vec::new() };
     let mut failed = Vec::new();
     for r in results {
-        match r.result {
+        match r {
             Ok(a) => applied.hosts.push(a),
             Err(e) => failed.push(e.to_string()),
         }
@@ -118,7 +126,7 @@ pub async fn apply(
     if failed.is_empty() {
         return Ok(applied);
     }
-    if let Err(e) = remove(applied).await {
+    if let Err(e) = remove(applied, &targets.iter().map(|t| t.conn).collect::<Vec<_>>()).await {
         failed.push(format!("removing the delays of the other hosts: {e}"));
     }
     bail!("applying delays failed:\n{}", failed.join("\n"))
@@ -140,29 +148,26 @@ pub fn uses_netem(method: Method, name: &str, facts: &Facts) -> Result<bool> {
     }
 }
 
-/// Removes every delay `applied` made and checks that it is gone: the emulator stopped and its
-/// table absent, or the interface's previous default root qdisc back. Tries every host even
-/// if some fail; the error names each one that did.
-pub async fn remove(applied: AppliedDelays) -> Result<()> {
-    let hosts: Vec<&Host> = applied.hosts.iter().map(|a| &a.host).collect();
-    let progress = Progress::new("remove delays", hosts.len());
-    let list = &applied.hosts;
-    let results = remote::each(&hosts, applied.parallel, &progress, |conn| async move {
-        let a = list
-            .iter()
-            .find(|a| a.host.name == conn.host())
-            .expect("every host was applied");
-        match &a.made {
-            Made::Netem { interfaces } => remove_netem(&conn, interfaces).await,
-            made @ Made::Emulator { .. } => remove_emulator(&conn, made).await,
-        }
-    })
+/// Removes every delay `applied` made, through `conns` (the run's connections), and checks
+/// that it is gone: the emulator stopped and its table absent, or the interface's previous
+/// default root qdisc back. Tries every host even if some fail; the error names each one that
+/// did (a host without a connection among `conns` too).
+pub async fn remove(applied: AppliedDelays, conns: &[&Conn]) -> Result<()> {
+    let progress = Progress::new("remove delays", applied.hosts.len());
+    let results = futures::future::join_all(applied.hosts.iter().map(|a| async {
+        let done = match conns.iter().find(|c| c.host() == a.host.name) {
+            Some(conn) => a.made.remove(conn).await.map_err(|e| e.to_string()),
+            None => Err(format!(
+                "{}: no connection to remove its delays",
+                a.host.name
+            )),
+        };
+        progress.tick(&a.host.name);
+        done
+    }))
     .await;
     progress.finish();
-    let failed: Vec<String> = results
-        .into_iter()
-        .filter_map(|r| r.result.err().map(|e| e.to_string()))
-        .collect();
+    let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
     if failed.is_empty() {
         Ok(())
     } else {
@@ -375,24 +380,17 @@ async fn remove_netem(
     }
 }
 
-/// `~/` paths of the inventory become absolute: a privileged command runs with root's `$HOME`.
-async fn absolute(conn: &Conn, path: &str) -> Result<String, RemoteError> {
-    match path.strip_prefix("~/") {
-        None => Ok(path.to_string()),
-        Some(rest) => {
-            let home = checked(conn, &Cmd::script("printf '%s' \"$HOME\""), "echo $HOME").await?;
-            Ok(format!("{}/{rest}", home.trim().trim_end_matches('/')))
-        }
-    }
-}
-
-async fn apply_emulator(conn: &Conn, host: &Host, rules: &[Egress]) -> Result<Made, RemoteError> {
-    let root = absolute(conn, &host.orch_dir).await?;
+async fn apply_emulator(
+    conn: &Conn,
+    orch_dir: &str,
+    rules: &[Egress],
+) -> Result<Made, RemoteError> {
+    let root = orch_dir.trim_end_matches('/');
     let binary = match std::env::var(NODE_BIN_ENV) {
         Ok(b) if !b.is_empty() => b,
-        _ => format!("{}/bin/orch-node", root.trim_end_matches('/')),
+        _ => format!("{root}/bin/orch-node"),
     };
-    let paths = emulator::Paths::new(&root);
+    let paths = emulator::Paths::new(root);
     let refs: Vec<&Egress> = rules.iter().collect();
     let file = emulator::rule_text(&emulator::rule_file(&refs));
     conn.upload(file.as_bytes(), file.len() as u64, &paths.rules, 0o644)
@@ -405,7 +403,7 @@ async fn apply_emulator(conn: &Conn, host: &Host, rules: &[Egress]) -> Result<Ma
     hand_back(conn, &paths).await?;
     let made = Made::Emulator {
         binary,
-        paths_root: root,
+        orch_dir: root.to_string(),
         pid: out.trim().parse().unwrap_or(0),
     };
     if let Err(e) = wait_installed(conn, &made, &refs).await {
@@ -421,12 +419,12 @@ async fn apply_emulator(conn: &Conn, host: &Host, rules: &[Egress]) -> Result<Ma
 /// read-back's differences after [`emulator::READY_WITHIN`].
 async fn wait_installed(conn: &Conn, made: &Made, rules: &[&Egress]) -> Result<(), RemoteError> {
     let Made::Emulator {
-        binary, paths_root, ..
+        binary, orch_dir, ..
     } = made
     else {
         unreachable!("only the emulator is waited for")
     };
-    let paths = emulator::Paths::new(paths_root);
+    let paths = emulator::Paths::new(orch_dir);
     let show = Cmd::new(&emulator::show_command(binary, &paths)).privileged();
     let status = Cmd::new(&emulator::status_command(binary, &paths)).privileged();
     let deadline = std::time::Instant::now() + emulator::READY_WITHIN;
@@ -473,12 +471,12 @@ async fn log_tail(conn: &Conn, paths: &emulator::Paths) -> String {
 
 async fn remove_emulator(conn: &Conn, made: &Made) -> Result<(), RemoteError> {
     let Made::Emulator {
-        binary, paths_root, ..
+        binary, orch_dir, ..
     } = made
     else {
         unreachable!("only the emulator is removed here")
     };
-    let paths = emulator::Paths::new(paths_root);
+    let paths = emulator::Paths::new(orch_dir);
     let stop = Cmd::new(&emulator::stop(binary, &paths)).privileged();
     checked(conn, &stop, "orch-node proc stop-all (emulator)").await?;
     hand_back(conn, &paths).await?;

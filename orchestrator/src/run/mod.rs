@@ -20,7 +20,7 @@ use anyhow::bail;
 pub use hosts::RunHost;
 
 use crate::delay;
-use crate::facts::{self, Facts};
+use crate::facts;
 use crate::inventory::{Host, Inventory};
 use crate::remote::{Cmd, Conn};
 use crate::results::cells::{self, Cell};
@@ -375,19 +375,25 @@ async fn one_run(
     }))
     .await?;
     if let Some(d) = &spec.delays {
-        let hosts: Vec<&Host> = d.hosts.iter().map(|(n, _)| &conns[n].1.host).collect();
-        let facts: Vec<(String, Facts)> = d
-            .hosts
-            .iter()
-            .filter_map(|(n, _)| Some((n.clone(), conns[n].1.facts.clone()?)))
-            .collect();
-        let applied = delay::apply(&hosts, d, &facts, hosts.len()).await?;
+        let mut targets = Vec::new();
+        for (name, _) in &d.hosts {
+            let (conn, rh) = &conns[name];
+            let Some(facts) = &rh.facts else {
+                bail!("{name}: has delays but its facts were not probed");
+            };
+            targets.push(delay::Target {
+                host: &rh.host,
+                conn,
+                orch_dir: &rh.orch_dir,
+                facts,
+            });
+        }
+        let applied = delay::apply(&targets, d).await?;
         eprintln!("   delays:\n{}", indent(&applied.report()));
         std::fs::write(local.join("delays.txt"), applied.report())?;
         *delays = Some(applied);
         // Measured delays: declared vs measured round trip per pair, before any workload.
-        let with_conns: Vec<(&Host, &Conn)> =
-            hosts.iter().map(|h| (*h, &conns[&h.name].0)).collect();
+        let with_conns: Vec<(&Host, &Conn)> = targets.iter().map(|t| (t.host, t.conn)).collect();
         let m = delay::measure::measure(&with_conns, d).await?;
         let report = format!(
             "{}\n{}",

@@ -35,7 +35,8 @@ pub(super) async fn run(
         .filter_map(|r| r.err().map(|e| format!("{e:#}")))
         .collect();
     if let Some(applied) = delays {
-        if let Err(e) = delay::remove(applied).await {
+        let conns: Vec<&Conn> = conns.values().map(|(c, _)| c).collect();
+        if let Err(e) = delay::remove(applied, &conns).await {
             problems.push(format!("removing delays: {e:#}"));
         }
     }

@@ -18,10 +18,9 @@ use std::time::{Duration, Instant};
 
 use orch::config::Problems;
 use orch::delay::{self, DelaySpec};
-use orch::facts;
 use orch::inventory::Inventory;
 
-use crate::util::{procs, text, Lab};
+use crate::util::{procs, text, DelayHosts, Lab};
 
 /// One-way delays of the matrix, both ways: (from, to, ms).
 const MATRIX: [(usize, usize, f64); 3] = [(1, 2, 5.0), (1, 3, 20.0), (2, 3, 40.0)];
@@ -251,13 +250,11 @@ fn matrix_of_one_way_delays_is_applied_measured_and_removed() {
         .validate(&hosts, &mut problems)
         .expect("a valid delay section");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (facts, all) = rt.block_on(facts::check(&hosts, 8));
-    assert!(all, "orch check failed");
+    let on = rt.block_on(DelayHosts::connect(&hosts));
+    let (targets, conns) = (on.targets(), on.conns());
     let base: Vec<f64> = MATRIX.iter().map(|(a, b, _)| lab.ping(*a, *b)).collect();
 
-    let applied = rt
-        .block_on(delay::apply(&hosts, &delays, &facts, 8))
-        .unwrap();
+    let applied = rt.block_on(delay::apply(&targets, &delays)).unwrap();
     let report = applied.report();
     for i in 1..=3 {
         assert!(
@@ -270,20 +267,16 @@ fn matrix_of_one_way_delays_is_applied_measured_and_removed() {
         "{report}"
     );
     check_matrix(&lab, &base);
-    rt.block_on(delay::remove(applied)).unwrap();
+    rt.block_on(delay::remove(applied, &conns)).unwrap();
     check_normal(&lab, &base);
 
-    let interrupted = rt
-        .block_on(delay::apply(&hosts, &delays, &facts, 8))
-        .unwrap();
+    let interrupted = rt.block_on(delay::apply(&targets, &delays)).unwrap();
     drop(interrupted);
-    let applied = rt
-        .block_on(delay::apply(&hosts, &delays, &facts, 8))
-        .unwrap();
+    let applied = rt.block_on(delay::apply(&targets, &delays)).unwrap();
     assert!(lab.ping(1, 3) > 40.0);
     for i in 1..=3 {
         lab.kill_emulator(i);
     }
     check_normal(&lab, &base);
-    rt.block_on(delay::remove(applied)).unwrap();
+    rt.block_on(delay::remove(applied, &conns)).unwrap();
 }

@@ -16,7 +16,7 @@ use orch::delay::{self, DelaySpec};
 use orch::facts::{self, Facts, Kprobes};
 use orch::inventory::Inventory;
 
-use crate::util::{text, Lab};
+use crate::util::{text, DelayHosts, Lab};
 
 /// One-way delays of the matrix, both ways: (from, to, ms).
 const MATRIX: [(usize, usize, f64); 3] = [(1, 2, 5.0), (1, 3, 20.0), (2, 3, 40.0)];
@@ -246,9 +246,8 @@ fn netem_delays_are_applied_read_back_measured_and_removed() {
         .map(|i| on_host(&lab, i, &["tc", "qdisc", "show", "dev", "eth0"]))
         .collect();
 
-    let applied = rt
-        .block_on(delay::apply(&hosts, &delays, &facts, 8))
-        .unwrap();
+    let on = rt.block_on(DelayHosts::connect(&hosts));
+    let applied = rt.block_on(delay::apply(&on.targets(), &delays)).unwrap();
     let report = applied.report();
     for i in 1..=3 {
         assert!(
@@ -283,7 +282,7 @@ fn netem_delays_are_applied_read_back_measured_and_removed() {
         "not within 10% or 1 ms (after {late:.3} ms of bare netem lateness): {wrong:#?}"
     );
 
-    rt.block_on(delay::remove(applied)).unwrap();
+    rt.block_on(delay::remove(applied, &on.conns())).unwrap();
     for i in 1..=3 {
         let qdiscs = on_host(&lab, i, &["tc", "qdisc", "show", "dev", "eth0"]);
         assert_eq!(qdiscs, before[i - 1], "host{i}: qdiscs after teardown");

@@ -174,3 +174,54 @@ pub fn leftovers(lab: &Lab) -> String {
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stdout)
 }
+
+/// Lab hosts as `orch run` holds them for the delay API: an open connection per host, its
+/// orch directory with `~` expanded, and its facts (`orch check`).
+pub struct DelayHosts {
+    hosts: Vec<orch::inventory::Host>,
+    conns: Vec<orch::remote::Conn>,
+    dirs: Vec<String>,
+    facts: Vec<orch::facts::Facts>,
+}
+
+impl DelayHosts {
+    pub async fn connect(hosts: &[&orch::inventory::Host]) -> DelayHosts {
+        let (facts, all) = orch::facts::check(hosts, 8).await;
+        assert!(all, "orch check failed");
+        let mut d = DelayHosts {
+            hosts: Vec::new(),
+            conns: Vec::new(),
+            dirs: Vec::new(),
+            facts: facts.into_iter().map(|(_, f)| f).collect(),
+        };
+        for h in hosts {
+            let conn = orch::remote::Conn::open(h).await.unwrap();
+            let cmd = orch::remote::Cmd::script("printf %s \"$HOME\"");
+            let out = conn.run(&cmd).await.unwrap().stdout;
+            let home = out.trim_end_matches('\n');
+            let dir = match h.orch_dir.strip_prefix("~/") {
+                Some(rest) => format!("{home}/{rest}"),
+                None => h.orch_dir.clone(),
+            };
+            d.hosts.push((*h).clone());
+            d.conns.push(conn);
+            d.dirs.push(dir);
+        }
+        d
+    }
+
+    pub fn targets(&self) -> Vec<orch::delay::Target<'_>> {
+        (0..self.hosts.len())
+            .map(|i| orch::delay::Target {
+                host: &self.hosts[i],
+                conn: &self.conns[i],
+                orch_dir: &self.dirs[i],
+                facts: &self.facts[i],
+            })
+            .collect()
+    }
+
+    pub fn conns(&self) -> Vec<&orch::remote::Conn> {
+        self.conns.iter().collect()
+    }
+}
