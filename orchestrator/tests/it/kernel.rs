@@ -22,7 +22,7 @@ use crate::util::{text, DelayHosts, Lab};
 const MATRIX: [(usize, usize, f64); 3] = [(1, 2, 5.0), (1, 3, 20.0), (2, 3, 40.0)];
 
 /// A lab for the emulated VM: `orch lab up`, tried up to three times, since the lab gives each
-/// host's namespaces 2 s to start, which a busy machine under TCG sometimes misses ("sshd did
+/// host's namespaces 10 s to start, which a busy machine under TCG may still miss ("sshd did
 /// not start"); and an inventory that allows 30 s for an SSH connection (see the module doc).
 fn slow_lab(name: &str, net: &str, hosts: usize) -> Lab {
     let lab = Lab::prepare(name, net);
