@@ -1,134 +1,120 @@
 #!/usr/bin/env bash
-# Benchmarks `orch-node delay`, the user-space netem stand-in, between two network namespaces
-# joined by a veth pair (namespace a delays what it sends to b):
-#   1. accuracy: 1000 pings at 200/s with one-way delays of 5, 20 and 40 ms; the added delay of
-#      each ping is its RTT minus the mean RTT without the emulator; prints the mean and p99 of
-#      (added - configured) and the emulator's own view of its release lateness;
-#   2. load: 64-byte UDP packets (iperf3) at rising rates through a 1 ms delay, with pings on
-#      the same path; prints the packet rate reached, the emulator's own added delay (ping RTT
-#      - base - 1 ms: mean and p99), its CPU use and CPU per 1,000 packets/s. (1 ms, not more:
-#      a held packet stays charged to the sending socket, so with a long delay iperf3's socket
-#      buffer, not the emulator, would cap the rate; netem behaves the same.)
-# Needs root, iproute2, iputils-ping and iperf3. Results go to docs/bench-delay.md by hand.
+# Benchmark: the lab scenario's delays applied by tc netem and by orch-node's emulator on the
+# same hosts in one `orch run`, and where its YCSB tail comes from. Writes docs/bench-delay.md.
 #
-#   sudo scripts/bench-delay.sh            # ORCH_NODE=path overrides the binary
+#   sudo scripts/bench-delay.sh     # KERNEL=6.12 (a Debian kernel in /boot, for netem), ORCH=binary
+#   sudo PARTS=vm scripts/bench-delay.sh   # measure only the VM part again (or PARTS=host)
+#
+# 1. Here (this kernel; the build machines have no netem, so the emulator): a 5-host lab runs
+#    scripts/bench-delay/tail-lab.yaml, the shipped lab scenario's workload with no delays, its
+#    delays without jitter and as shipped, with YCSB's 1 ms histogram of every operation; then
+#    again with ZooKeeper's forceSync=no (the transaction log's fsync out of the write path).
+# 2. In a VM on Debian's kernel (virtme-ng under TCG, as scripts/kernel-test.sh; netem there):
+#    a 5-host lab runs scripts/bench-delay/methods-lab.yaml, one matrix over the declared delays
+#    by netem and by the emulator, with and without jitter. TCG runs everything ~10x slower, so
+#    the VM's latencies compare the two methods with each other, not with the host's.
+# Every run measures its delays (declared vs measured per pair, delays.json) and YCSB's latency
+# per operation; scripts/bench-delay/report.py turns the two results stores into the doc.
+# orch-node's emulator microbenchmark (accuracy, packet rate, CPU) is scripts/bench-emulator.sh.
 set -euo pipefail
+trap 'echo "bench-delay.sh: line $LINENO failed (status $?): $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
+root=$PWD
 
-BIN=${ORCH_NODE:-target/release/orch-node}
-if [ ! -x "$BIN" ]; then
-    cargo build --release -p orch-node
-fi
-NA=obench-a NB=obench-b
-IPB=10.254.0.2
-WORK=$(mktemp -d)
-EMU="" SERVER=""
-
-cleanup() {
-    [ -n "$EMU" ] && kill "$EMU" 2>/dev/null && wait "$EMU" 2>/dev/null
-    [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
-    ip netns del "$NA" 2>/dev/null || true
-    ip netns del "$NB" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-ip netns del "$NA" 2>/dev/null || true
-ip netns del "$NB" 2>/dev/null || true
-ip netns add "$NA"
-ip netns add "$NB"
-ip link add obench0 netns "$NA" type veth peer name obench1 netns "$NB"
-ip -n "$NA" addr add 10.254.0.1/24 dev obench0
-ip -n "$NB" addr add "$IPB"/24 dev obench1
-for ns in "$NA:obench0" "$NB:obench1"; do
-    ip -n "${ns%%:*}" link set "${ns#*:}" up
-    ip -n "${ns%%:*}" link set lo up
-done
-
-# RTTs (ms) of COUNT pings at INTERVAL, one per line.
-pings() {
-    ip netns exec "$NA" ping -n -c "$1" -i "$2" "$IPB" | sed -n 's/.*time=\([0-9.]*\) ms/\1/p'
-}
-
-# Starts the emulator with a DELAY_MS rule to b.
-start() {
-    printf 'stats_secs: 0\nrules:\n  - {dst: %s, delay_ms: %s}\n' "$IPB" "$1" >"$WORK/rules.yaml"
-    ip netns exec "$NA" "$BIN" delay --rules "$WORK/rules.yaml" 2>"$WORK/emu.log" &
-    EMU=$!
-    for _ in $(seq 50); do
-        grep -q '"event":"ready"' "$WORK/emu.log" && return
-        sleep 0.1
+# Brings up lab NAME on NET with 5 hosts, its inventory at DIR/lab.yaml. NAME NET DIR [slow]
+lab_up() {
+    local attempt
+    for attempt in 1 2 3; do
+        "$ORCH" lab up --hosts 5 --name "$1" --net "$2" -i "$3/lab.yaml" && break
+        # Under TCG on a busy machine a host's namespaces can miss their start deadline.
+        [ -n "${4:-}" ] && [ "$attempt" -lt 3 ] || return 1
     done
-    echo "emulator did not start" >&2
-    cat "$WORK/emu.log" >&2
+    if [ -n "${4:-}" ]; then
+        # TCG: SSH handshakes take longer than the lab's 2 s connect timeout.
+        sed -i 's/connect_timeout_secs: 2$/connect_timeout_secs: 30/' "$3/lab.yaml"
+    fi
+}
+
+# `orch setup` and `orch run` of SCENARIO with INVENTORY into DIR/results. A run that fails (a
+# delay off by more than the tolerance, YCSB errors) is still reported: the report shows each
+# run's status. INVENTORY SCENARIO DIR
+setup_run() {
+    mkdir -p "$3"
+    "$ORCH" -i "$1" setup --zookeeper "$TARBALL"
+    "$ORCH" -i "$1" run --scenario "$2" --results "$3/results" ||
+        echo "orch run exited with $?" >>"$3/status"
+    {
+        echo "kernel: $(uname -r)"
+        echo "cpus: $(nproc)"
+        echo "load after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+    } >"$3/machine"
+}
+
+if [ "${1:-}" = --guest ]; then
+    export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH HOME=/root
+    ORCH=$2 TARBALL=$3 out=$4
+    export ORCH_LAB_DIR=/var/tmp/obd-vm
+    trap '"$ORCH" lab down --name bdv >/dev/null 2>&1 || true' EXIT
+    {
+        modprobe sch_netem
+        lab_up bdv 10.192 "$out" slow
+        setup_run "$out/lab.yaml" scripts/bench-delay/methods-lab.yaml "$out"
+    } >"$out/guest.log" 2>&1 || echo "guest failed: $?" >>"$out/status"
+    exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+    echo "$0 must run as root (the lab creates network namespaces)" >&2
+    exit 1
+fi
+KERNEL=${KERNEL:-6.12}
+image=$(find /boot -maxdepth 1 -name "vmlinuz-$KERNEL.*-amd64" | sort -V | tail -n 1)
+[ -n "$image" ] || {
+    echo "$0: no Debian kernel $KERNEL in /boot; run scripts/install-deps.sh" >&2
     exit 1
 }
-
-stop() {
-    kill "$EMU"
-    wait "$EMU" || true
-    EMU=""
-}
-
-# The emulator's final statistics: "late_mean_us late_p99_us".
-lateness() {
-    grep '"event":"exit"' "$WORK/emu.log" |
-        sed -n 's/.*"late_mean_us":\([0-9.]*\),"late_p99_us":\([0-9.]*\).*/\1 \2/p'
-}
-
-# Mean and p99 of the numbers on stdin.
-mean_p99() {
-    sort -g | awk '{ v[NR] = $1; s += $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.3f %.3f\n", s / NR, v[i] }'
-}
-
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-packets() {
-    ip netns exec "$NA" "$BIN" delay --show --rules "$WORK/rules.yaml" |
-        sed -n 's/.*"packets":\([0-9]*\).*/\1/p'
-}
-
-echo "machine: $(nproc) cores, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
-BASE=$(pings 200 0.005 | mean_p99 | cut -d' ' -f1)
-echo "base RTT without the emulator: $BASE ms"
-echo
-echo "| one-way delay | mean error | p99 error | emulator: late mean / p99 |"
-echo "|---|---|---|---|"
-for d in 5 20 40; do
-    start "$d"
-    pings 1000 0.005 >"$WORK/rtt"
-    stop
-    read -r mean p99 < <(awk -v b="$BASE" -v d="$d" '{ print $1 - b - d }' "$WORK/rtt" | mean_p99)
-    read -r lmean lp99 < <(lateness)
-    echo "| $d ms | $mean ms | $p99 ms | $lmean / $lp99 µs |"
+if [ -z "${ORCH:-}" ]; then
+    cargo build --release -q -p orch
+    ORCH=$root/target/release/orch
+fi
+# Results (kept: `orch report` can re-analyse them) under target/bench-delay; the lab's state
+# and SSH sockets in a short temporary directory (socket paths are limited to 107 bytes).
+work=$root/target/bench-delay
+PARTS=${PARTS:-host vm}
+for part in host vm; do
+    case " $PARTS " in *" $part "*) rm -rf "$work/$part" "$work/$part-no-fsync" ;; esac
 done
+mkdir -p "$work"
+state=$(mktemp -d /var/tmp/obd.XXXXXX)
+trap 'rm -rf "$state"' EXIT
+TARBALL=$work/apache-zookeeper-bin.tar.gz
+scripts/make-zk-tarball.sh "$TARBALL" >/dev/null
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
-echo
-HZ=$(getconf CLK_TCK)
-echo "| offered pkt/s | delayed pkt/s | own delay mean | own delay p99 | emulator CPU | CPU per 1,000 pkt/s |"
-echo "|---|---|---|---|---|---|"
-for rate in 1000 5000 10000 20000 50000 100000; do
-    ip netns exec "$NB" iperf3 -s -1 -B "$IPB" >/dev/null 2>&1 &
-    SERVER=$!
-    start 1
-    secs=5
-    p0=$(packets)
-    c0=$(cpu_ticks "$EMU")
-    t0=$(date +%s.%N)
-    ip netns exec "$NA" iperf3 -c "$IPB" -u -l 64 -b $((rate * 64 * 8)) -t "$secs" >"$WORK/iperf" 2>&1 &
-    load=$!
-    sleep 0.5
-    pings 300 0.01 >"$WORK/rtt"
-    wait "$load" || cat "$WORK/iperf" >&2
-    c1=$(cpu_ticks "$EMU")
-    p1=$(packets)
-    t1=$(date +%s.%N)
-    stop
-    wait "$SERVER" || true
-    SERVER=""
-    elapsed=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
-    pps=$(awk -v n=$((p1 - p0)) -v e="$elapsed" 'BEGIN { printf "%d", n / e }')
-    read -r own p99 < <(awk -v b="$BASE" '{ print $1 - b - 1 }' "$WORK/rtt" | mean_p99)
-    cpu=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v e="$elapsed" 'BEGIN { printf "%.1f", 100 * t / hz / e }')
-    per=$(awk -v c="$cpu" -v p="$pps" 'BEGIN { if (p > 0) printf "%.2f", c / (p / 1000); else print "-" }')
-    echo "| $rate | $pps | $own ms | $p99 ms | $cpu % | $per % |"
-done
+case " $PARTS " in *" host "*)
+echo "== this machine: scripts/bench-delay/tail-lab.yaml, with fsync and without"
+export ORCH_LAB_DIR=$state/lab
+trap '"$ORCH" lab down --name bdh >/dev/null 2>&1 || true; rm -rf "$state"' EXIT
+lab_up bdh 10.191 "$work"
+setup_run "$work/lab.yaml" scripts/bench-delay/tail-lab.yaml "$work/host"
+printf 'templates:\n  zoo.cfg: %s\n' "$root/scripts/bench-delay/zoo-no-fsync.cfg.tera" >>"$work/lab.yaml"
+setup_run "$work/lab.yaml" scripts/bench-delay/tail-lab.yaml "$work/host-no-fsync"
+"$ORCH" lab down --name bdh
+;; esac
+case " $PARTS " in *" vm "*)
+echo "== VM on $image: scripts/bench-delay/methods-lab.yaml"
+# The host's setup above built orch-node into target/orch-artifacts; the VM sees this
+# filesystem, so its setup finds the build and starts no cargo.
+mkdir -p "$work/vm"
+timeout 3000 vng -r "$image" --disable-kvm --force-9p --memory 4G --cpus 2 --empty-passwords \
+    --rwdir "$work/vm" --exec "$root/scripts/bench-delay.sh --guest $ORCH $TARBALL $work/vm" \
+    >"$work/vm/vm.log" 2>&1 || echo "vng exited with $?" >>"$work/vm/status"
+if [ -s "$work/vm/status" ] || [ ! -d "$work/vm/results" ]; then
+    tail -n 40 "$work/vm/vm.log" "$work/vm/guest.log" >&2 || true
+fi
+;; esac
+
+python3 scripts/bench-delay/report.py --load-start "$load_start" \
+    --load-end "$(cut -d' ' -f1-3 /proc/loadavg)" "$work/host" "$work/host-no-fsync" "$work/vm" >docs/bench-delay.md.tmp
+mv docs/bench-delay.md.tmp docs/bench-delay.md
+echo "wrote docs/bench-delay.md; results in $work"
