@@ -220,8 +220,14 @@ pub fn summarize_with(logs: &[Vec<Record>], skipped_lines: usize, kills: &[Kill]
             let elected = all.iter().find(|r| {
                 r.wall > wall && r.term > term && matches!(r.event, Event::Role { to: Role::Leader, .. })
             });
+            // A suspicion after the replica started again is of its next incarnation.
+            let restarted = all
+                .iter()
+                .find(|r| r.id == node && r.wall > wall && matches!(r.event, Event::Start { .. }))
+                .map_or(u64::MAX, |r| r.wall);
             let suspected = all.iter().find(|r| {
                 r.wall > wall
+                    && r.wall < restarted
                     && matches!(r.event, Event::ElectionTimeout { suspected_leader: Some(l), .. } if l == node)
             });
             Failure {
@@ -627,6 +633,22 @@ mod tests {
         assert_eq!((f.detection_ms, f.failover_ms), (Some(100.0), Some(150.0)));
         assert_eq!(f.new_leader, Some(1));
         assert_eq!(s.false_positives, 0);
+        // Suspicions of the next incarnation (after its start) are not the kill's detection.
+        let start = Event::Start {
+            ip: "10.0.0.1".parse().unwrap(),
+            port: 5000,
+            nodes: 2,
+            fd_mode: orch_common::replica::FdMode::Raft,
+            rtt_source: "none".into(),
+            interfaces: Vec::new(),
+        };
+        let logs = vec![
+            vec![leader(0, 3, 100), rec(0, 0, 2900, start)],
+            vec![leader(1, 4, 1150), timeout(1, 4, 3500, 0)],
+        ];
+        let s = summarize_with(&logs, 0, &kills[..1]);
+        assert_eq!(s.failures[0].detection_ms, None, "{:?}", s.failures);
+        assert_eq!(s.failures[0].failover_ms, Some(150.0));
     }
 
     #[test]

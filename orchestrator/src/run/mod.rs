@@ -282,7 +282,12 @@ fn election_plots(dir: &store::RunDir, results: &[&RunResult]) -> anyhow::Result
                 Ok(orch_analysis::elect::parse(&text).0)
             })
             .collect::<std::io::Result<Vec<_>>>()?;
-        runs.push((r.label.clone(), logs, summary.clone()));
+        let windows = r
+            .faults
+            .iter()
+            .filter_map(|f| Some((f.start_unix_ns?, f.end_unix_ns?)))
+            .collect();
+        runs.push((r.label.clone(), logs, summary.clone(), windows));
     }
     plot::write_election_plots(&dir.path, &cells, &runs)
 }
