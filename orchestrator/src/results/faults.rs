@@ -39,6 +39,14 @@ pub struct FaultRecord {
     /// log), and how long after the signal.
     pub new_leader: Option<String>,
     pub new_leader_ms: Option<f64>,
+    /// For faults on the ZooKeeper leader: the surviving server a write was tried through
+    /// (`orch-node zk-write`: an ephemeral znode, every 100 ms), and the signal to the first
+    /// write that succeeded, ms (that server's clock against the target's); `null` when none
+    /// did before the undo.
+    #[serde(default)]
+    pub write_server: Option<String>,
+    #[serde(default)]
+    pub write_ms: Option<f64>,
     /// For a kill of the replica leader: signal to the first election timeout that suspected
     /// it (the replicas' event logs), ms.
     #[serde(default)]
@@ -247,6 +255,8 @@ some stderr line
             end_unix_ns: Some(2),
             new_leader: Some("h3".into()),
             new_leader_ms: Some(812.0),
+            write_server: Some("h1".into()),
+            write_ms: Some(1020.0),
             detection_ms: None,
             rejoined_ms: None,
             error: None,

@@ -75,6 +75,8 @@ impl Nemesis<'_> {
                 end_unix_ns: None,
                 new_leader: None,
                 new_leader_ms: None,
+                write_server: None,
+                write_ms: None,
                 detection_ms: None,
                 rejoined_ms: None,
                 error: None,
@@ -95,7 +97,11 @@ impl Nemesis<'_> {
                 r.start_s.unwrap_or(f.at.as_secs_f64()),
                 match (&r.error, &r.new_leader, r.new_leader_ms) {
                     (Some(e), _, _) => format!("FAILED: {e}"),
-                    (None, Some(l), Some(ms)) => format!("new leader {l} after {ms:.0} ms"),
+                    (None, Some(l), Some(ms)) => format!(
+                        "new leader {l} after {ms:.0} ms, a write through {} after {}",
+                        r.write_server.as_deref().unwrap_or("-"),
+                        r.write_ms.map_or("-".into(), |w| format!("{w:.0} ms"))
+                    ),
                     _ => "done".into(),
                 }
             );
@@ -154,11 +160,24 @@ impl Nemesis<'_> {
 
         let end = fired + f.duration;
         if leader.as_deref() == Some(host.as_str()) && ensemble.modes.len() > 1 {
-            if let Some((new, at)) = self.new_leader(ensemble, &host, end).await {
+            let (new, wrote) = tokio::join!(
+                self.new_leader(ensemble, &host, end),
+                self.first_write(ensemble, &host, end)
+            );
+            if let Some((new, at)) = new {
                 records[i].new_leader = Some(new);
                 records[i].new_leader_ms = Some(at.duration_since(fired).as_secs_f64() * 1e3);
-                self.save(records);
             }
+            match wrote {
+                Ok((server, ns)) => {
+                    records[i].write_server = Some(server);
+                    records[i].write_ms = records[i]
+                        .start_unix_ns
+                        .map(|start| ns.saturating_sub(start) as f64 / 1e6);
+                }
+                Err(e) => eprintln!("   fault {} {host}: {e:#}", f.action.name()),
+            }
+            self.save(records);
         }
         tokio::time::sleep_until(end.into()).await;
         match f.action {
@@ -214,6 +233,39 @@ impl Nemesis<'_> {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// The first server other than `old` (inventory order), and when (its host's clock, Unix
+    /// ns) a write through it succeeded (`orch-node zk-write`, an attempt every 100 ms), before
+    /// `limit` or [`SETTLE_LIMIT`].
+    async fn first_write(
+        &self,
+        ensemble: &Ensemble,
+        old: &str,
+        limit: Instant,
+    ) -> anyhow::Result<(String, u64)> {
+        let Some((name, _)) = ensemble.ids.iter().find(|(n, _)| n != old) else {
+            anyhow::bail!("no other server to write through");
+        };
+        let (conn, rh) = &self.conns[name];
+        let left = limit
+            .saturating_duration_since(Instant::now())
+            .min(SETTLE_LIMIT);
+        let server = format!(
+            "{}:{}",
+            socket_ip(&rh.host.experiment_ip),
+            self.inventory.zookeeper.client_port
+        );
+        let cmd = Cmd::new(&rh.agent(Agent::ZkWrite {
+            server,
+            limit_ms: left.as_millis() as u64,
+            interval_ms: POLL.as_millis() as u64,
+        }))
+        .timeout(Some(left + Duration::from_secs(10)));
+        let said = must(conn, &cmd, "write through a surviving ZooKeeper server").await?;
+        let ns = sent_at(&said)
+            .ok_or_else(|| anyhow::anyhow!("{name}: no write instant in `{}`", said.trim()))?;
+        Ok((name.clone(), ns))
     }
 
     /// `srvr` mode of every server (`None`: no answer, not serving).

@@ -44,12 +44,17 @@ fn zookeeper_leader_kill_is_recorded_measured_and_undone() {
         f["rejoined_ms"].as_f64().is_some(),
         "host3 did not serve again: {f}"
     );
+    // A write through a surviving server succeeded, after the kill and before the restart.
+    assert_ne!(f["write_server"], "host3", "{f}");
+    let write = f["write_ms"].as_f64().unwrap();
+    assert!(write > 0.0 && write < 10_000.0, "{f}");
 
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(latest.join("summary.json")).unwrap()).unwrap();
     let s = &summary["runs"][0]["faults"][0];
     assert_eq!(s["host"], "host3", "{s}");
     assert_eq!(s["new_leader_ms"].as_f64(), Some(ms), "{s}");
+    assert_eq!(s["write_ms"].as_f64(), Some(write), "{s}");
     // One status line a second: the 10 s window and the 30 s after it are both covered.
     let during = &s["during"];
     assert!(during["intervals"].as_u64().unwrap() >= 8, "{s}");
