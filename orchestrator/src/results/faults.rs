@@ -102,11 +102,12 @@ pub fn kills(records: &[FaultRecord]) -> Vec<orch_analysis::elect::Kill> {
 }
 
 /// Fills each replica kill's detection and failover from the election analysis (which
-/// counted it as a failure from the signal when the replica was leader).
+/// counted it as a failure from the signal when the replica was leader). `hosts[i]` runs
+/// replica `i`; without them (a stored run read back) the recorded new leader's host stays.
 pub fn add_election(
     records: &mut [FaultRecord],
     summary: &orch_analysis::elect::Summary,
-    hosts: &[String],
+    hosts: Option<&[String]>,
 ) {
     for r in records.iter_mut() {
         let (Some(node), Some(wall), "kill") = (r.replica, r.start_unix_ns, r.action.as_str())
@@ -121,7 +122,9 @@ pub fn add_election(
             continue;
         };
         r.detection_ms = f.detection_ms;
-        r.new_leader = f.new_leader.and_then(|l| hosts.get(l).cloned());
+        if let Some(hosts) = hosts {
+            r.new_leader = f.new_leader.and_then(|l| hosts.get(l).cloned());
+        }
         r.new_leader_ms = f.failover_ms;
     }
 }

@@ -333,7 +333,7 @@ pub fn add_election(
     if !records.iter().any(|r| r.replica.is_some()) {
         return;
     }
-    faults::add_election(records, summary, hosts);
+    faults::add_election(records, summary, Some(hosts));
     for r in records.iter().filter(|r| r.replica.is_some()) {
         let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0} ms"));
         eprintln!(
