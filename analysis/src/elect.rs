@@ -35,10 +35,13 @@ pub struct Failure {
     pub node: usize,
     /// Its term.
     pub term: u64,
-    /// `silent` (failure injection) or `log_ended` (killed; time of its last event).
+    /// `silent` (failure injection), `killed` (a fault of `orch run` sent SIGKILL; time of the
+    /// signal) or `log_ended` (killed otherwise; time of its last event).
     pub how: String,
     /// When, seconds since the first event of the experiment.
     pub at_s: f64,
+    /// When, Unix ns.
+    pub wall_ns: u64,
     /// Failure to the first election timeout suspecting it, ms.
     pub detection_ms: Option<f64>,
     /// The next leader elected in a later term.
@@ -111,8 +114,21 @@ impl Summary {
     }
 }
 
+/// A replica killed from outside at a known instant (a fault of `orch run`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kill {
+    pub node: usize,
+    /// When the signal was sent, Unix ns (the replica host's clock).
+    pub wall: u64,
+}
+
 /// Reads the event logs of one experiment (one file per replica) and summarizes them.
 pub fn summarize_files(files: &[PathBuf]) -> Result<Summary, String> {
+    summarize_files_with(files, &[])
+}
+
+/// [`summarize_files`], with the replicas that were killed from outside and when.
+pub fn summarize_files_with(files: &[PathBuf], kills: &[Kill]) -> Result<Summary, String> {
     if files.is_empty() {
         return Err(
             "no event logs given: pass the files written by `orch-node elect` (eventLog)".into(),
@@ -133,7 +149,7 @@ pub fn summarize_files(files: &[PathBuf]) -> Result<Summary, String> {
         skipped += bad;
         logs.push(records);
     }
-    Ok(summarize(&logs, skipped))
+    Ok(summarize_with(&logs, skipped, kills))
 }
 
 /// Parses JSON lines into records; returns them and the number of other non-empty lines.
@@ -151,6 +167,13 @@ pub fn parse(text: &str) -> (Vec<Record>, usize) {
 
 /// Computes the summary of one experiment: one record list per replica log.
 pub fn summarize(logs: &[Vec<Record>], skipped_lines: usize) -> Summary {
+    summarize_with(logs, skipped_lines, &[])
+}
+
+/// [`summarize`], with the replicas killed from outside: each kill of a replica that was
+/// leader then is a failure at the signal's instant. A replica's log may hold several
+/// incarnations (killed, started again), one after the other.
+pub fn summarize_with(logs: &[Vec<Record>], skipped_lines: usize, kills: &[Kill]) -> Summary {
     let mut all: Vec<&Record> = logs.iter().flatten().collect();
     all.sort_by_key(|r| r.wall);
     let origin = all.first().map_or(0, |r| r.wall);
@@ -190,15 +213,21 @@ pub fn summarize(logs: &[Vec<Record>], skipped_lines: usize) -> Summary {
         }
     }
 
-    let failed_at = failures_of(logs, last_wall);
+    let failed_at = failures_of(logs, last_wall, kills);
     let mut failures: Vec<Failure> = failed_at
         .iter()
         .map(|&(node, term, wall, how)| {
             let elected = all.iter().find(|r| {
                 r.wall > wall && r.term > term && matches!(r.event, Event::Role { to: Role::Leader, .. })
             });
+            // A suspicion after the replica started again is of its next incarnation.
+            let restarted = all
+                .iter()
+                .find(|r| r.id == node && r.wall > wall && matches!(r.event, Event::Start { .. }))
+                .map_or(u64::MAX, |r| r.wall);
             let suspected = all.iter().find(|r| {
                 r.wall > wall
+                    && r.wall < restarted
                     && matches!(r.event, Event::ElectionTimeout { suspected_leader: Some(l), .. } if l == node)
             });
             Failure {
@@ -206,6 +235,7 @@ pub fn summarize(logs: &[Vec<Record>], skipped_lines: usize) -> Summary {
                 term,
                 how: how.to_string(),
                 at_s: ms_since(origin, wall) / 1e3,
+                wall_ns: wall,
                 detection_ms: suspected.map(|r| ms_since(wall, r.wall)),
                 new_leader: elected.map(|r| r.id),
                 new_term: elected.map(|r| r.term),
@@ -285,10 +315,34 @@ pub fn summarize(logs: &[Vec<Record>], skipped_lines: usize) -> Summary {
     }
 }
 
-/// (node, term, wall ns, how) of every leader that went silent or whose log ended while
-/// it was leader and other replicas kept running.
-fn failures_of(logs: &[Vec<Record>], last_wall: u64) -> Vec<(usize, u64, u64, &'static str)> {
+/// (node, term, wall ns, how) of every leader that went silent, was killed while leader, or
+/// whose log ended while it was leader and other replicas kept running.
+fn failures_of(
+    logs: &[Vec<Record>],
+    last_wall: u64,
+    kills: &[Kill],
+) -> Vec<(usize, u64, u64, &'static str)> {
     let mut out = Vec::new();
+    for k in kills {
+        let Some(log) = logs.get(k.node) else {
+            continue;
+        };
+        let last_role = log
+            .iter()
+            .filter(|r| r.wall <= k.wall && matches!(r.event, Event::Role { .. }))
+            .max_by_key(|r| r.wall);
+        if let Some(r) = last_role.filter(|r| {
+            matches!(
+                r.event,
+                Event::Role {
+                    to: Role::Leader,
+                    ..
+                }
+            )
+        }) {
+            out.push((k.node, r.term, k.wall, "killed"));
+        }
+    }
     for log in logs {
         for r in log {
             if let Event::Silent { .. } = r.event {
@@ -314,7 +368,10 @@ fn failures_of(logs: &[Vec<Record>], last_wall: u64) -> Vec<(usize, u64, u64, &'
                     }
                 )
             });
-        if !exited && leader_at_end && last_wall >= last.wall + LOG_END_GRACE_NS {
+        let killed = kills
+            .iter()
+            .any(|k| k.node == last.id && k.wall >= last.wall);
+        if !exited && !killed && leader_at_end && last_wall >= last.wall + LOG_END_GRACE_NS {
             out.push((last.id, last.term, last.wall, "log_ended"));
         }
     }
@@ -540,6 +597,58 @@ mod tests {
             vec![rec(1, 1, 200, Event::Leader { leader: Some(0) })],
         ];
         assert!(summarize(&logs, 0).failures.is_empty());
+    }
+
+    #[test]
+    fn a_kill_of_the_leader_counts_from_the_signal_and_its_restart_is_no_failure() {
+        let logs = vec![
+            vec![
+                leader(0, 3, 100),
+                rec(0, 3, 900, Event::Stats(Stats::default())),
+                // Started again after the kill: a follower of the new leader.
+                rec(0, 4, 3000, Event::Leader { leader: Some(1) }),
+                rec(0, 4, 4000, Event::Stats(Stats::default())),
+            ],
+            vec![
+                timeout(1, 3, 1100, 0),
+                leader(1, 4, 1150),
+                rec(1, 4, 4000, Event::Stats(Stats::default())),
+            ],
+        ];
+        let kills = [
+            Kill {
+                node: 0,
+                wall: 1_000_000_000,
+            },
+            Kill {
+                node: 1,
+                wall: 500_000_000,
+            },
+        ];
+        let s = summarize_with(&logs, 0, &kills);
+        // Replica 1 was a follower when it was killed: no leader failure.
+        assert_eq!(s.failures.len(), 1, "{:?}", s.failures);
+        let f = &s.failures[0];
+        assert_eq!((f.node, f.term, f.how.as_str()), (0, 3, "killed"));
+        assert_eq!((f.detection_ms, f.failover_ms), (Some(100.0), Some(150.0)));
+        assert_eq!(f.new_leader, Some(1));
+        assert_eq!(s.false_positives, 0);
+        // Suspicions of the next incarnation (after its start) are not the kill's detection.
+        let start = Event::Start {
+            ip: "10.0.0.1".parse().unwrap(),
+            port: 5000,
+            nodes: 2,
+            fd_mode: orch_common::replica::FdMode::Raft,
+            rtt_source: "none".into(),
+            interfaces: Vec::new(),
+        };
+        let logs = vec![
+            vec![leader(0, 3, 100), rec(0, 0, 2900, start)],
+            vec![leader(1, 4, 1150), timeout(1, 4, 3500, 0)],
+        ];
+        let s = summarize_with(&logs, 0, &kills[..1]);
+        assert_eq!(s.failures[0].detection_ms, None, "{:?}", s.failures);
+        assert_eq!(s.failures[0].failover_ms, Some(150.0));
     }
 
     #[test]

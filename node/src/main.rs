@@ -9,6 +9,7 @@ mod rtt;
 mod stats;
 mod traffic;
 mod ycsb;
+mod zkwrite;
 
 use std::path::PathBuf;
 
@@ -59,6 +60,15 @@ fn run(agent: Agent) -> anyhow::Result<()> {
         Agent::Traffic { command } => traffic::run(command),
         Agent::Ycsb { args } => ycsb::main(&args),
         Agent::Chroot { connect } => ycsb::create_chroot(&connect),
+        Agent::ZkWrite {
+            server,
+            limit_ms,
+            interval_ms,
+        } => zkwrite::run(
+            &server,
+            std::time::Duration::from_millis(limit_ms),
+            std::time::Duration::from_millis(interval_ms),
+        ),
         Agent::Fourlw {
             server,
             word,

@@ -50,6 +50,18 @@ pub enum Agent {
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
+    /// Write to one ZooKeeper server (an ephemeral znode) until it works; print when it did.
+    ZkWrite {
+        /// The server's client address, HOST:PORT.
+        #[arg(long)]
+        server: String,
+        /// Give up after this many milliseconds.
+        #[arg(long)]
+        limit_ms: u64,
+        /// Milliseconds between attempts.
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
+    },
     /// Serve this host's artifacts to the other hosts of an `orch setup` (token on stdin).
     RelayServe {
         /// The artifacts directory.
@@ -111,6 +123,17 @@ impl Agent {
                 let mut a = Args::new(["fourlw"]);
                 a.flag("--server", server).flag("--timeout-ms", timeout_ms);
                 a.push(word);
+                a.0
+            }
+            Agent::ZkWrite {
+                server,
+                limit_ms,
+                interval_ms,
+            } => {
+                let mut a = Args::new(["zk-write"]);
+                a.flag("--server", server)
+                    .flag("--limit-ms", limit_ms)
+                    .flag("--interval-ms", interval_ms);
                 a.0
             }
             Agent::RelayServe { dir, listen } => {
@@ -198,6 +221,11 @@ pub(crate) mod tests {
             server: "10.0.0.1:2181".into(),
             word: "srvr".into(),
             timeout_ms: 1500,
+        });
+        round_trip(Agent::ZkWrite {
+            server: "10.0.0.1:2181".into(),
+            limit_ms: 10_000,
+            interval_ms: 100,
         });
         round_trip(Agent::RelayServe {
             dir: ".".into(),

@@ -19,8 +19,11 @@ pub struct FaultRecord {
     pub target: String,
     /// The host it resolved to when it fired.
     pub host: Option<String>,
-    /// The `orch-node proc` record that was signalled.
+    /// The `orch-node proc` record that was signalled (`zookeeper`, `replica`).
     pub process: String,
+    /// For a fault on an election replica: its id.
+    #[serde(default)]
+    pub replica: Option<usize>,
     /// The server `srvr` called leader just before the fault fired.
     pub leader_before: Option<String>,
     /// When the signal was sent, as the target host's clock says (ns since the Unix epoch).
@@ -31,9 +34,23 @@ pub struct FaultRecord {
     pub end_s: Option<f64>,
     pub end_unix_ns: Option<u64>,
     /// For faults on the leader: the first other server that `srvr` called leader, with every
-    /// server still running answering leader or follower, and how long after the signal.
+    /// server still running answering leader or follower, and how long after the signal. For
+    /// the replica leader: the host of the replica elected next in a later term (its event
+    /// log), and how long after the signal.
     pub new_leader: Option<String>,
     pub new_leader_ms: Option<f64>,
+    /// For faults on the ZooKeeper leader: the surviving server a write was tried through
+    /// (`orch-node zk-write`: an ephemeral znode, every 100 ms), and the signal to the first
+    /// write that succeeded, ms (that server's clock against the target's); `null` when none
+    /// did before the undo.
+    #[serde(default)]
+    pub write_server: Option<String>,
+    #[serde(default)]
+    pub write_ms: Option<f64>,
+    /// For a kill of the replica leader: signal to the first election timeout that suspected
+    /// it (the replicas' event logs), ms.
+    #[serde(default)]
+    pub detection_ms: Option<f64>,
     /// How long after the undo (restart, SIGCONT) the target served again (`srvr`).
     pub rejoined_ms: Option<f64>,
     /// Why the fault did not fire or was not undone, if so.
@@ -68,6 +85,48 @@ pub fn read(dir: &Path) -> anyhow::Result<Vec<FaultRecord>> {
                 .with_context(|| format!("{}:{}: not a fault", path.display(), i + 1))
         })
         .collect()
+}
+
+/// The replica kills (`kill` faults that fired on a replica), for the election analysis.
+pub fn kills(records: &[FaultRecord]) -> Vec<orch_analysis::elect::Kill> {
+    records
+        .iter()
+        .filter(|r| r.action == "kill")
+        .filter_map(|r| {
+            Some(orch_analysis::elect::Kill {
+                node: r.replica?,
+                wall: r.start_unix_ns?,
+            })
+        })
+        .collect()
+}
+
+/// Fills each replica kill's detection and failover from the election analysis (which
+/// counted it as a failure from the signal when the replica was leader). `hosts[i]` runs
+/// replica `i`; without them (a stored run read back) the recorded new leader's host stays.
+pub fn add_election(
+    records: &mut [FaultRecord],
+    summary: &orch_analysis::elect::Summary,
+    hosts: Option<&[String]>,
+) {
+    for r in records.iter_mut() {
+        let (Some(node), Some(wall), "kill") = (r.replica, r.start_unix_ns, r.action.as_str())
+        else {
+            continue;
+        };
+        let Some(f) = summary
+            .failures
+            .iter()
+            .find(|f| f.how == "killed" && f.node == node && f.wall_ns == wall)
+        else {
+            continue;
+        };
+        r.detection_ms = f.detection_ms;
+        if let Some(hosts) = hosts {
+            r.new_leader = f.new_leader.and_then(|l| hosts.get(l).cloned());
+        }
+        r.new_leader_ms = f.failover_ms;
+    }
 }
 
 /// The workload in a stretch of time, from YCSB's status lines.
@@ -191,6 +250,7 @@ some stderr line
             target: "zookeeper-leader".into(),
             host: Some("h2".into()),
             process: "zookeeper".into(),
+            replica: None,
             leader_before: Some("h2".into()),
             start_unix_ns: Some(1),
             start_s: Some(20.0),
@@ -198,6 +258,9 @@ some stderr line
             end_unix_ns: Some(2),
             new_leader: Some("h3".into()),
             new_leader_ms: Some(812.0),
+            write_server: Some("h1".into()),
+            write_ms: Some(1020.0),
+            detection_ms: None,
             rejoined_ms: None,
             error: None,
         };

@@ -65,11 +65,17 @@ pub fn load(dir: &Path) -> anyhow::Result<Option<RunResult>> {
     };
     let r: Record = serde_json::from_slice(&bytes)
         .with_context(|| format!("{}: not a run record", path.display()))?;
+    let mut faults = crate::results::faults::read(dir)?;
     let election = if r.replicas > 0 {
         let files: Vec<PathBuf> = (0..r.replicas)
             .map(|id| dir.join(format!("replica-{id}.jsonl")))
             .collect();
-        Some(elect::summarize_files(&files).map_err(|e| anyhow::anyhow!(e))?)
+        let kills = crate::results::faults::kills(&faults);
+        let summary =
+            elect::summarize_files_with(&files, &kills).map_err(|e| anyhow::anyhow!(e))?;
+        // The kills' detection and failover as this analysis computes them.
+        crate::results::faults::add_election(&mut faults, &summary, None);
+        Some(summary)
     } else {
         None
     };
@@ -88,7 +94,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Option<RunResult>> {
         election,
         failure: r.failure,
         delays: read_json(&dir.join("delays.json"))?,
-        faults: crate::results::faults::read(dir)?,
+        faults,
     }))
 }
 

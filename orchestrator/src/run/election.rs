@@ -1,16 +1,19 @@
 //! The election phase of a run: one `orch-node elect` replica per host, configured from the
 //! scenario (the shared `orch_common::replica::Config`), run for `duration_s`; then every
 //! replica's event log is copied into the run's results and analysed
-//! (`orch_analysis::elect`).
+//! (`orch_analysis::elect`). A replica killed by a fault is started again with the time left
+//! and a log of its own (`replica-<id>.<n>.jsonl`); its logs are joined, in order, into its
+//! `replica-<id>.jsonl` in the results.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use orch_analysis::elect::{self, Summary};
+use orch_analysis::elect::{self, Kill, Summary};
 use orch_common::agent::Agent;
 
 use super::hosts::must;
@@ -19,16 +22,58 @@ use crate::remote::Conn;
 use crate::scenario::ElectionPlan;
 
 /// The replicas' process name under `orch-node proc`.
-const PROC: &str = "replica";
+pub const PROC: &str = "replica";
 /// How long replicas may take to exit after their `runtimeSeconds` (clock skew between the
 /// starts on different hosts, the final flush).
 const EXIT_GRACE: Duration = Duration::from_secs(15);
 
 /// A started election phase.
 pub struct Started {
-    at: Instant,
-    /// Where replica `i`'s events go on its host.
-    logs: Vec<String>,
+    pub at: Instant,
+    /// Where replica `i`'s events went on its host, one file per start, the latest last.
+    logs: Mutex<Vec<Vec<String>>>,
+}
+
+impl Started {
+    /// The event log replica `id` writes now.
+    pub fn log(&self, id: usize) -> String {
+        let logs = self.logs.lock().expect("not poisoned");
+        logs[id].last().expect("one per start").clone()
+    }
+}
+
+/// Starts replica `id` again after a kill, for what is left of the phase, logging to a new
+/// file (a start truncates its log).
+pub async fn restart(
+    plan: &ElectionPlan,
+    started: &Started,
+    id: usize,
+    label: &str,
+    conns: &BTreeMap<String, (Conn, RunHost)>,
+) -> anyhow::Result<()> {
+    let (conn, rh) = &conns[&plan.hosts[id]];
+    let n = started.logs.lock().expect("not poisoned")[id].len();
+    let left = plan.duration.saturating_sub(started.at.elapsed());
+    let mut config = plan.config.clone();
+    config.runtime_seconds = left.as_secs_f64().ceil().max(1.0) as u64;
+    let log = format!("{}/replica-{id}.{n}.jsonl", rh.dir(label));
+    config.event_log = Some(log.clone());
+    let text = config.to_file_text();
+    let path = format!("{}/replica.{n}.yaml", rh.dir(label));
+    conn.upload(text.as_bytes(), text.len() as u64, &path, 0o644)
+        .await?;
+    let argv = rh.agent(Agent::Elect {
+        config: path.into(),
+        id,
+    });
+    must(
+        conn,
+        &rh.start(label, PROC, &BTreeMap::new(), &argv),
+        "restart the replica",
+    )
+    .await?;
+    started.logs.lock().expect("not poisoned")[id].push(log);
+    Ok(())
 }
 
 /// Writes each host's replica config into the run directory and starts the replicas.
@@ -68,20 +113,20 @@ pub async fn start(
     .await?;
     Ok(Started {
         at: Instant::now(),
-        logs,
+        logs: Mutex::new(logs.into_iter().map(|l| vec![l]).collect()),
     })
 }
 
-/// Waits out the phase (progress on a terminal), waits for every replica to exit, copies the
-/// event logs to `local/replica-<id>.jsonl` and analyses them.
+/// After the phase ([`wait_out`]): waits for every replica to exit, copies the event logs to
+/// `local/replica-<id>.jsonl` and analyses them, with the replicas' `kills` by faults.
 pub async fn finish(
     plan: &ElectionPlan,
     started: Started,
     label: &str,
     conns: &BTreeMap<String, (Conn, RunHost)>,
     local: &Path,
+    kills: &[Kill],
 ) -> anyhow::Result<Summary> {
-    wait_out(plan.duration, started.at).await;
     futures::future::try_join_all(plan.hosts.iter().map(|name| async move {
         let (conn, rh) = &conns[name];
         must(
@@ -94,23 +139,31 @@ pub async fn finish(
     }))
     .await?;
     let mut files = Vec::new();
+    let logs = started.logs.into_inner().expect("not poisoned");
     for (id, name) in plan.hosts.iter().enumerate() {
         let dest = local.join(format!("replica-{id}.jsonl"));
-        let file = tokio::fs::File::create(&dest).await?;
-        conns[name]
-            .0
-            .download(&started.logs[id], file)
-            .await
-            .with_context(|| format!("{name}: copying replica {id}'s event log"))?;
+        let mut text = Vec::new();
+        for log in &logs[id] {
+            conns[name]
+                .0
+                .download(log, &mut text)
+                .await
+                .with_context(|| format!("{name}: copying replica {id}'s event log {log}"))?;
+            // A kill may cut the last line short; the next start begins a line of its own.
+            if text.last().is_some_and(|&b| b != b'\n') {
+                text.push(b'\n');
+            }
+        }
+        tokio::fs::write(&dest, &text).await?;
         files.push(dest);
     }
-    let summary = elect::summarize_files(&files).map_err(|e| anyhow::anyhow!(e))?;
+    let summary = elect::summarize_files_with(&files, kills).map_err(|e| anyhow::anyhow!(e))?;
     std::fs::write(local.join("election.txt"), elect::render(&summary))?;
     Ok(summary)
 }
 
 /// Sleeps until `duration` after `since`, with an elapsed-of-total bar on a terminal.
-async fn wait_out(duration: Duration, since: Instant) {
+pub async fn wait_out(duration: Duration, since: Instant) {
     let total = duration.as_secs();
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());

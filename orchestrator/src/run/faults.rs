@@ -1,9 +1,12 @@
-//! The faults of a run (the nemesis): each fires at its time after `ycsb run` started, hits
-//! the ZooKeeper server its target names at that instant (the leader as `srvr` says), and is
-//! undone after its duration: a killed server is started again, a paused one continued.
-//! Signals go through `orch-node proc signal`, to exactly the recorded process group. A fault
-//! still in force when the run stops is undone by teardown: `proc stop` sends SIGCONT after
-//! SIGTERM, and a killed server has nothing left to stop.
+//! The faults of a run (the nemesis): each fires at its time after `ycsb run` started (or,
+//! without a workload, after the replicas started), hits the ZooKeeper server or replica its
+//! target names at that instant (the leader as `srvr` says, or as the replicas' event logs
+//! say), and is undone after its duration: a killed server or replica is started again, a
+//! paused one continued. Signals go through `orch-node proc signal`, to exactly the recorded
+//! process group. A fault still in force when the run stops is undone by teardown: `proc stop`
+//! sends SIGCONT after SIGTERM, and a killed process has nothing left to stop.
+
+mod replica;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,12 +15,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use orch_common::agent::Agent;
 use tokio::sync::oneshot;
 
+use super::election::{self, Started};
 use super::hosts::{must, RunHost};
 use super::zookeeper::{parse_mode, server_argv, socket_ip, Ensemble, FOURLW_TIMEOUT_MS};
 use crate::inventory::Inventory;
 use crate::remote::{Cmd, Conn};
 use crate::results::faults::{self, FaultRecord};
-use crate::scenario::{Fault, FaultAction, FaultTarget};
+use crate::scenario::{ElectionPlan, Fault, FaultAction, FaultTarget};
 
 /// The `orch-node proc` record of a ZooKeeper server (as `zookeeper::start` names it).
 const PROCESS: &str = "zookeeper";
@@ -29,7 +33,10 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 /// What the faults of a run need to reach the servers.
 pub struct Nemesis<'a> {
     pub inventory: &'a Inventory,
-    pub ensemble: &'a Ensemble,
+    /// The ZooKeeper servers, if the run has them.
+    pub ensemble: Option<&'a Ensemble>,
+    /// The election replicas, if the run has them.
+    pub replicas: Option<(&'a ElectionPlan, &'a Started)>,
     pub label: &'a str,
     pub conns: &'a BTreeMap<String, (Conn, RunHost)>,
     /// The run's directory on the controller, for faults.jsonl.
@@ -37,8 +44,9 @@ pub struct Nemesis<'a> {
 }
 
 impl Nemesis<'_> {
-    /// Waits for `ycsb run` to start (`started`), then runs every fault in order; returns
-    /// what happened. Returns at once, with nothing, if the run phase never started.
+    /// Waits for the faults' time origin (`started`: `ycsb run` started, or the replicas), then
+    /// runs every fault in order; returns what happened. Returns at once, with nothing, if the
+    /// origin never came.
     pub async fn run(&self, faults: &[Fault], started: oneshot::Receiver<()>) -> Vec<FaultRecord> {
         let mut records = Vec::new();
         if faults.is_empty() || started.await.is_err() {
@@ -53,7 +61,13 @@ impl Nemesis<'_> {
                 action: f.action.name().into(),
                 target: f.target.name(),
                 host: None,
-                process: PROCESS.into(),
+                process: if f.target.is_replica() {
+                    election::PROC
+                } else {
+                    PROCESS
+                }
+                .into(),
+                replica: None,
                 leader_before: None,
                 start_unix_ns: None,
                 start_s: None,
@@ -61,10 +75,18 @@ impl Nemesis<'_> {
                 end_unix_ns: None,
                 new_leader: None,
                 new_leader_ms: None,
+                write_server: None,
+                write_ms: None,
+                detection_ms: None,
                 rejoined_ms: None,
                 error: None,
             });
-            if let Err(e) = self.one(f, t0, &mut records, i).await {
+            let done = if f.target.is_replica() {
+                self.replica(f, t0, &mut records, i).await
+            } else {
+                self.one(f, t0, &mut records, i).await
+            };
+            if let Err(e) = done {
                 records[i].error = Some(format!("{e:#}"));
             }
             let r = &records[i];
@@ -75,7 +97,11 @@ impl Nemesis<'_> {
                 r.start_s.unwrap_or(f.at.as_secs_f64()),
                 match (&r.error, &r.new_leader, r.new_leader_ms) {
                     (Some(e), _, _) => format!("FAILED: {e}"),
-                    (None, Some(l), Some(ms)) => format!("new leader {l} after {ms:.0} ms"),
+                    (None, Some(l), Some(ms)) => format!(
+                        "new leader {l} after {ms:.0} ms, a write through {} after {}",
+                        r.write_server.as_deref().unwrap_or("-"),
+                        r.write_ms.map_or("-".into(), |w| format!("{w:.0} ms"))
+                    ),
                     _ => "done".into(),
                 }
             );
@@ -98,7 +124,10 @@ impl Nemesis<'_> {
         records: &mut [FaultRecord],
         i: usize,
     ) -> anyhow::Result<()> {
-        let modes = self.modes().await;
+        let Some(ensemble) = self.ensemble else {
+            anyhow::bail!("the run has no ZooKeeper servers");
+        };
+        let modes = self.modes(ensemble).await;
         let leader = modes
             .iter()
             .find(|(_, m)| matches!(m.as_deref(), Some("leader" | "standalone")))
@@ -111,6 +140,9 @@ impl Nemesis<'_> {
                 .find(|(_, m)| m.as_deref() == Some("follower"))
                 .map(|(n, _)| n.clone()),
             FaultTarget::Host(h) => Some(h.clone()),
+            FaultTarget::ReplicaLeader | FaultTarget::ReplicaFollower => {
+                unreachable!("replica faults go to Nemesis::replica")
+            }
         };
         let Some(host) = host else {
             anyhow::bail!(
@@ -120,23 +152,32 @@ impl Nemesis<'_> {
             );
         };
         records[i].host = Some(host.clone());
-        let signal = match f.action {
-            FaultAction::Kill => "KILL",
-            FaultAction::Pause => "STOP",
-        };
         let fired = Instant::now();
-        let said = self.signal(&host, signal).await?;
+        let said = self.signal(&host, start_signal(f.action)).await?;
         records[i].start_unix_ns = sent_at(&said);
         records[i].start_s = Some(fired.duration_since(t0).as_secs_f64());
         self.save(records);
 
         let end = fired + f.duration;
-        if leader.as_deref() == Some(host.as_str()) && self.ensemble.modes.len() > 1 {
-            if let Some((new, at)) = self.new_leader(&host, end).await {
+        if leader.as_deref() == Some(host.as_str()) && ensemble.modes.len() > 1 {
+            let (new, wrote) = tokio::join!(
+                self.new_leader(ensemble, &host, end),
+                self.first_write(ensemble, &host, end)
+            );
+            if let Some((new, at)) = new {
                 records[i].new_leader = Some(new);
                 records[i].new_leader_ms = Some(at.duration_since(fired).as_secs_f64() * 1e3);
-                self.save(records);
             }
+            match wrote {
+                Ok((server, ns)) => {
+                    records[i].write_server = Some(server);
+                    records[i].write_ms = records[i]
+                        .start_unix_ns
+                        .map(|start| ns.saturating_sub(start) as f64 / 1e6);
+                }
+                Err(e) => eprintln!("   fault {} {host}: {e:#}", f.action.name()),
+            }
+            self.save(records);
         }
         tokio::time::sleep_until(end.into()).await;
         match f.action {
@@ -166,10 +207,15 @@ impl Nemesis<'_> {
     /// The first server other than `old` that calls itself leader while every other running
     /// server calls itself follower, and when `srvr` said so; `None` if that did not happen
     /// before `limit` (the fault's end, or [`SETTLE_LIMIT`] if that is sooner).
-    async fn new_leader(&self, old: &str, limit: Instant) -> Option<(String, Instant)> {
+    async fn new_leader(
+        &self,
+        ensemble: &Ensemble,
+        old: &str,
+        limit: Instant,
+    ) -> Option<(String, Instant)> {
         let limit = limit.min(Instant::now() + SETTLE_LIMIT);
         loop {
-            let modes = self.modes().await;
+            let modes = self.modes(ensemble).await;
             let at = Instant::now();
             let others: Vec<_> = modes.iter().filter(|(n, _)| n != old).collect();
             let leader = others
@@ -189,9 +235,42 @@ impl Nemesis<'_> {
         }
     }
 
+    /// The first server other than `old` (inventory order), and when (its host's clock, Unix
+    /// ns) a write through it succeeded (`orch-node zk-write`, an attempt every 100 ms), before
+    /// `limit` or [`SETTLE_LIMIT`].
+    async fn first_write(
+        &self,
+        ensemble: &Ensemble,
+        old: &str,
+        limit: Instant,
+    ) -> anyhow::Result<(String, u64)> {
+        let Some((name, _)) = ensemble.ids.iter().find(|(n, _)| n != old) else {
+            anyhow::bail!("no other server to write through");
+        };
+        let (conn, rh) = &self.conns[name];
+        let left = limit
+            .saturating_duration_since(Instant::now())
+            .min(SETTLE_LIMIT);
+        let server = format!(
+            "{}:{}",
+            socket_ip(&rh.host.experiment_ip),
+            self.inventory.zookeeper.client_port
+        );
+        let cmd = Cmd::new(&rh.agent(Agent::ZkWrite {
+            server,
+            limit_ms: left.as_millis() as u64,
+            interval_ms: POLL.as_millis() as u64,
+        }))
+        .timeout(Some(left + Duration::from_secs(10)));
+        let said = must(conn, &cmd, "write through a surviving ZooKeeper server").await?;
+        let ns = sent_at(&said)
+            .ok_or_else(|| anyhow::anyhow!("{name}: no write instant in `{}`", said.trim()))?;
+        Ok((name.clone(), ns))
+    }
+
     /// `srvr` mode of every server (`None`: no answer, not serving).
-    async fn modes(&self) -> Vec<(String, Option<String>)> {
-        let names: Vec<&String> = self.ensemble.ids.iter().map(|(n, _)| n).collect();
+    async fn modes(&self, ensemble: &Ensemble) -> Vec<(String, Option<String>)> {
+        let names: Vec<&String> = ensemble.ids.iter().map(|(n, _)| n).collect();
         let answers = futures::future::join_all(names.iter().map(|n| self.mode(n))).await;
         names.into_iter().cloned().zip(answers).collect()
     }
@@ -216,9 +295,14 @@ impl Nemesis<'_> {
     }
 
     async fn signal(&self, host: &str, signal: &str) -> anyhow::Result<String> {
+        self.signal_to(host, PROCESS, signal).await
+    }
+
+    /// `orch-node proc signal` to the record `process` on `host`; what it printed.
+    async fn signal_to(&self, host: &str, process: &str, signal: &str) -> anyhow::Result<String> {
         let (conn, rh) = &self.conns[host];
-        let cmd = rh.signal(self.label, PROCESS, signal);
-        Ok(must(conn, &cmd, &format!("send SIG{signal} to ZooKeeper")).await?)
+        let cmd = rh.signal(self.label, process, signal);
+        Ok(must(conn, &cmd, &format!("send SIG{signal} to {process}")).await?)
     }
 
     /// Starts the killed server again, as `zookeeper::start` did (same configuration and data).
@@ -235,6 +319,43 @@ impl Nemesis<'_> {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// Once the replicas' logs are analysed: each replica kill's detection and failover into its
+/// record (and faults.jsonl), with a line about it.
+pub fn add_election(
+    local: &Path,
+    records: &mut [FaultRecord],
+    summary: &orch_analysis::elect::Summary,
+    hosts: &[String],
+) {
+    if !records.iter().any(|r| r.replica.is_some()) {
+        return;
+    }
+    faults::add_election(records, summary, Some(hosts));
+    for r in records.iter().filter(|r| r.replica.is_some()) {
+        let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0} ms"));
+        eprintln!(
+            "   fault {} replica {} at {:.1} s: detected after {}, new leader {} after {}",
+            r.action,
+            r.replica.expect("filtered"),
+            r.start_s.unwrap_or_default(),
+            ms(r.detection_ms),
+            r.new_leader.as_deref().unwrap_or("-"),
+            ms(r.new_leader_ms)
+        );
+    }
+    if let Err(e) = faults::write(local, records) {
+        eprintln!("warning: {e:#}");
+    }
+}
+
+/// The signal for the start of a fault.
+fn start_signal(action: FaultAction) -> &'static str {
+    match action {
+        FaultAction::Kill => "KILL",
+        FaultAction::Pause => "STOP",
     }
 }
 

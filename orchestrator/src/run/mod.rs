@@ -288,7 +288,12 @@ fn election_plots(dir: &store::RunDir, results: &[&RunResult]) -> anyhow::Result
                 Ok(orch_analysis::elect::parse(&text).0)
             })
             .collect::<std::io::Result<Vec<_>>>()?;
-        runs.push((r.label.clone(), logs, summary.clone()));
+        let windows = r
+            .faults
+            .iter()
+            .filter_map(|f| Some((f.start_unix_ns?, f.end_unix_ns?)))
+            .collect();
+        runs.push((r.label.clone(), logs, summary.clone(), windows));
     }
     plot::write_election_plots(&dir.path, &cells, &runs)
 }
@@ -438,28 +443,45 @@ async fn one_run(
         }
         None => None,
     };
-    let (outputs, fault_records) = match (&spec.workload, &ensemble) {
-        (Some(w), Some(e)) => {
+    let replicas_ref = replicas.as_ref().map(|(p, s)| (*p, s));
+    let nemesis = faults::Nemesis {
+        inventory,
+        ensemble: ensemble.as_ref(),
+        replicas: replicas_ref,
+        label,
+        conns,
+        local: &local,
+    };
+    let (outputs, mut fault_records) = match (&spec.workload, &ensemble, replicas_ref) {
+        (Some(w), Some(e), _) => {
             let (tx, rx) = tokio::sync::oneshot::channel();
-            let nemesis = faults::Nemesis {
-                inventory,
-                ensemble: e,
-                label,
-                conns,
-                local: &local,
-            };
             with_faults(
                 workload::run(inventory, w, e, label, conns, &local, Some(tx)),
                 nemesis.run(&spec.faults, rx),
             )
             .await?
         }
+        // Without a workload, faults are timed from the replicas' start.
+        (None, _, Some((plan, started))) => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let _ = tx.send(());
+            let (records, ()) = tokio::join!(
+                nemesis.run(&spec.faults, rx),
+                election::wait_out(plan.duration, started.at)
+            );
+            (Vec::new(), records)
+        }
         _ => (Vec::new(), Vec::new()),
     };
     let election = match replicas {
         Some((plan, started)) => {
-            let summary = election::finish(plan, started, label, conns, &local).await?;
+            if spec.workload.is_some() {
+                election::wait_out(plan.duration, started.at).await;
+            }
+            let kills = crate::results::faults::kills(&fault_records);
+            let summary = election::finish(plan, started, label, conns, &local, &kills).await?;
             eprintln!("   election: {}", election_line(&summary));
+            faults::add_election(&local, &mut fault_records, &summary, &plan.hosts);
             Some(summary)
         }
         None => None,

@@ -133,15 +133,20 @@ impl Checker<'_> {
             .as_ref()
             .and_then(|w| self.workload(w, zookeeper.as_ref()));
         let faults = match &raw.faults {
-            Some(f) if raw.workload.is_none() => {
+            Some(f) if raw.workload.is_none() && raw.election.is_none() => {
                 self.problems.report(
                     f,
                     "faults",
-                    "faults are timed from the workload's run phase: add a `workload:` section",
+                    "faults are timed from the workload's run phase (or the replicas' start): add a `workload:` or `election:` section",
                 );
                 None
             }
-            Some(f) => self.faults(&f.value, zookeeper.as_ref()),
+            Some(f) => self.faults(
+                &f.value,
+                zookeeper.as_ref(),
+                election.as_ref(),
+                raw.workload.is_some(),
+            ),
             None => Some(Vec::new()),
         };
         if let (Some(w), None) = (&raw.workload, &raw.zookeeper) {

@@ -1,10 +1,11 @@
 //! The `faults:` list: what to break during the workload, when, for how long and whom, in the
-//! manner of Jepsen's nemesis. A target is a role (the ZooKeeper leader or a follower),
-//! resolved only when the fault fires, or one named ZooKeeper server.
+//! manner of Jepsen's nemesis. A target is a role (the ZooKeeper leader or a follower, the
+//! replicas' leader or a follower), resolved only when the fault fires, or one named ZooKeeper
+//! server.
 //!
 //! This version runs `kill` (SIGKILL, restart after `duration_s`) and `pause` (SIGSTOP, SIGCONT
-//! after `duration_s`) against ZooKeeper servers. The other actions and targets the issue
-//! names are refused here, at their line, rather than accepted and ignored.
+//! after `duration_s`) against ZooKeeper servers and election replicas. The other actions and
+//! targets the issue names are refused here, at their line, rather than accepted and ignored.
 
 use std::time::Duration;
 
@@ -12,12 +13,12 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::check::Checker;
-use super::ZookeeperPlan;
+use super::{ElectionPlan, ZookeeperPlan};
 
 /// Actions the issue names that this version does not run yet.
 const NOT_YET: &[&str] = &["partition", "loss", "delay"];
 /// Targets the issue names that this version does not resolve yet.
-const TARGETS_NOT_YET: &[&str] = &["replica-leader", "replica-follower", "minority", "majority"];
+const TARGETS_NOT_YET: &[&str] = &["minority", "majority"];
 /// The longest fault and the latest start, s.
 const MAX_S: u64 = 86_400;
 
@@ -59,6 +60,10 @@ pub enum FaultTarget {
     ZookeeperFollower,
     /// One named ZooKeeper server.
     Host(String),
+    /// The replica that leads the latest term in the replicas' event logs at that instant.
+    ReplicaLeader,
+    /// The first replica (by id) that does not lead at that instant.
+    ReplicaFollower,
 }
 
 impl FaultTarget {
@@ -67,7 +72,17 @@ impl FaultTarget {
             FaultTarget::ZookeeperLeader => "zookeeper-leader".into(),
             FaultTarget::ZookeeperFollower => "zookeeper-follower".into(),
             FaultTarget::Host(h) => h.clone(),
+            FaultTarget::ReplicaLeader => "replica-leader".into(),
+            FaultTarget::ReplicaFollower => "replica-follower".into(),
         }
+    }
+
+    /// Whether the target is an election replica (else a ZooKeeper server).
+    pub fn is_replica(&self) -> bool {
+        matches!(
+            self,
+            FaultTarget::ReplicaLeader | FaultTarget::ReplicaFollower
+        )
     }
 }
 
@@ -88,6 +103,8 @@ impl Checker<'_> {
         &mut self,
         raw: &[Spanned<RawFault>],
         zookeeper: Option<&ZookeeperPlan>,
+        election: Option<&ElectionPlan>,
+        workload: bool,
     ) -> Option<Vec<Fault>> {
         let before = self.problems.len();
         let mut out = Vec::new();
@@ -113,7 +130,7 @@ impl Checker<'_> {
                     None
                 }
             };
-            let target = self.fault_target(&f.value.target, &field("target"), zookeeper);
+            let target = self.fault_target(&f.value.target, &field("target"), zookeeper, election);
             let seconds = |p: &mut Checker, v: &Option<Spanned<f64>>, k: &str, zero: bool| {
                 let v = v.as_ref()?;
                 let ok = v.value.is_finite()
@@ -182,6 +199,21 @@ impl Checker<'_> {
                 }
             }
             let first = at.unwrap_or(every.unwrap_or_default());
+            let last_end = first + every.unwrap_or_default() * (count - 1) + duration;
+            if let (false, Some(e)) = (workload, election) {
+                if last_end >= e.duration {
+                    self.problems.report(
+                        f,
+                        &field("at_s"),
+                        format!(
+                            "the last fault ends {:.1} s after the replicas start, not before their end (election.duration_s: {})",
+                            last_end.as_secs_f64(),
+                            e.duration.as_secs()
+                        ),
+                    );
+                    continue;
+                }
+            }
             for n in 0..count {
                 out.push(Fault {
                     entry: i,
@@ -201,12 +233,39 @@ impl Checker<'_> {
         t: &Spanned<String>,
         field: &str,
         zookeeper: Option<&ZookeeperPlan>,
+        election: Option<&ElectionPlan>,
     ) -> Option<FaultTarget> {
+        let replica = match t.value.as_str() {
+            "replica-leader" => Some(FaultTarget::ReplicaLeader),
+            "replica-follower" => Some(FaultTarget::ReplicaFollower),
+            _ => None,
+        };
+        if let Some(target) = replica {
+            return match election {
+                Some(e) if e.hosts.len() < 2 => {
+                    self.problems.report(
+                        t,
+                        field,
+                        "a single replica has neither a successor nor a follower",
+                    );
+                    None
+                }
+                Some(_) => Some(target),
+                None => {
+                    self.problems.report(
+                        t,
+                        field,
+                        "replica faults act on the election replicas: the scenario needs an `election:` section",
+                    );
+                    None
+                }
+            };
+        }
         let Some(zk) = zookeeper else {
             self.problems.report(
                 t,
                 field,
-                "faults act on ZooKeeper servers: the scenario needs a `zookeeper:` section",
+                "faults on ZooKeeper need a `zookeeper:` section (or use replica-leader, replica-follower with `election:`)",
             );
             return None;
         };
@@ -222,7 +281,7 @@ impl Checker<'_> {
                 self.problems.report(
                     t,
                     field,
-                    format!("`{x}` is not supported by this orch yet; use zookeeper-leader, zookeeper-follower or a server's name"),
+                    format!("`{x}` is not supported by this orch yet; use zookeeper-leader, zookeeper-follower, replica-leader, replica-follower or a server's name"),
                 );
                 None
             }
@@ -232,7 +291,7 @@ impl Checker<'_> {
                     t,
                     field,
                     format!(
-                        "`{other}`: expected zookeeper-leader, zookeeper-follower or one of the servers ({})",
+                        "`{other}`: expected zookeeper-leader, zookeeper-follower, replica-leader, replica-follower or one of the servers ({})",
                         zk.servers.join(", ")
                     ),
                 );

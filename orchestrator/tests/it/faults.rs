@@ -2,7 +2,7 @@
 //! server srvr calls leader 20 s into the workload and restarts it 10 s later. Needs root,
 //! Debian's zookeeper package and the musl target (.ci/run).
 
-use crate::util::{leftovers, setup, text, workspace, Lab};
+use crate::util::{leftovers, setup, text, workspace, write, Lab};
 
 #[test]
 fn zookeeper_leader_kill_is_recorded_measured_and_undone() {
@@ -44,12 +44,17 @@ fn zookeeper_leader_kill_is_recorded_measured_and_undone() {
         f["rejoined_ms"].as_f64().is_some(),
         "host3 did not serve again: {f}"
     );
+    // A write through a surviving server succeeded, after the kill and before the restart.
+    assert_ne!(f["write_server"], "host3", "{f}");
+    let write = f["write_ms"].as_f64().unwrap();
+    assert!(write > 0.0 && write < 10_000.0, "{f}");
 
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(latest.join("summary.json")).unwrap()).unwrap();
     let s = &summary["runs"][0]["faults"][0];
     assert_eq!(s["host"], "host3", "{s}");
     assert_eq!(s["new_leader_ms"].as_f64(), Some(ms), "{s}");
+    assert_eq!(s["write_ms"].as_f64(), Some(write), "{s}");
     // One status line a second: the 10 s window and the 30 s after it are both covered.
     let during = &s["during"];
     assert!(during["intervals"].as_u64().unwrap() >= 8, "{s}");
@@ -76,4 +81,76 @@ fn zookeeper_leader_kill_is_recorded_measured_and_undone() {
         .filter_map(|l| l.split_whitespace().next_back()?.parse().ok())
         .collect();
     assert_eq!(numbers, vec![0; 10], "drop rules or qdiscs left: {counts}");
+}
+
+/// Three replicas, the leader killed three times, each restarted 2 s later.
+const REPLICA_KILL: &str = "\
+name: replica-kill
+election:
+  hosts: role:replica
+  duration_s: 24
+  config: {fdMode: raft}
+faults:
+  - {every_s: 7, count: 3, duration_s: 2, action: kill, target: replica-leader}
+";
+
+#[test]
+fn replica_leader_kills_are_measured_from_the_signal_and_the_replica_rejoins() {
+    let lab = Lab::up("fb", "10.102", 3);
+    setup(&lab);
+    let scenario = write(lab.dir.path(), "replica-kill.yaml", REPLICA_KILL);
+    let results = lab.dir.path().join("results");
+    let out = lab.run(&scenario, &results);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+
+    let run = results.join("replica-kill/latest/r01-rep1");
+    let lines = std::fs::read_to_string(run.join("faults.jsonl")).unwrap();
+    let faults: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(faults.len(), 3, "{lines}");
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(results.join("replica-kill/latest/summary.json")).unwrap(),
+    )
+    .unwrap();
+    let failures = summary["runs"][0]["election"]["failures"]
+        .as_array()
+        .unwrap();
+    for f in &faults {
+        assert!(f["error"].is_null(), "{f}");
+        assert_eq!(f["process"], "replica", "{f}");
+        // The leader when it fired was the one hit.
+        assert_eq!(f["host"], f["leader_before"], "{f}");
+        let id = f["replica"].as_u64().unwrap();
+        assert_eq!(f["host"], format!("host{}", id + 1), "{f}");
+        let detection = f["detection_ms"].as_f64().unwrap();
+        let failover = f["new_leader_ms"].as_f64().unwrap();
+        assert!(
+            detection > 0.0 && detection <= failover && failover < 5000.0,
+            "{f}"
+        );
+        assert_ne!(f["new_leader"], f["host"], "{f}");
+        assert!(f["rejoined_ms"].as_f64().is_some(), "{f}");
+        // The analysis counted it from the signal's instant.
+        let start = f["start_unix_ns"].as_u64().unwrap();
+        let killed = failures
+            .iter()
+            .find(|x| x["how"] == "killed" && x["wall_ns"].as_u64() == Some(start))
+            .unwrap_or_else(|| panic!("no failure at {start}: {failures:?}"));
+        assert_eq!(killed["failover_ms"].as_f64(), Some(failover));
+        // Its replica's log holds both of its starts.
+        let log = std::fs::read_to_string(run.join(format!("replica-{id}.jsonl"))).unwrap();
+        assert!(
+            log.matches("\"event\":\"start\"").count() >= 2,
+            "replica {id}"
+        );
+    }
+    let cells = std::fs::read_to_string(results.join("replica-kill/latest/cells.csv")).unwrap();
+    let header: Vec<&str> = cells.lines().next().unwrap().split(',').collect();
+    let row: Vec<&str> = cells.lines().nth(1).unwrap().split(',').collect();
+    let n = header.iter().position(|h| *h == "failover_ms_n").unwrap();
+    assert_eq!(row[n], "3", "{cells}");
+    assert_eq!(leftovers(&lab), "", "processes left on the hosts");
 }

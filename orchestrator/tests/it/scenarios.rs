@@ -63,6 +63,7 @@ fn election_scenarios_validate_for_the_lab_and_cloudlab() {
         ("election-detection", 21),
         ("election-false-positives", 3),
         ("election-petition", 3),
+        ("election-kill", 6),
     ] {
         let s = Scenario::load(&workspace(&format!("scenarios/{name}-lab.yaml")), &lab).unwrap();
         assert_eq!(s.runs.len(), runs, "{name}-lab");
@@ -104,4 +105,16 @@ fn zk_leader_kill_scenarios_fit_the_lab_and_cloudlab() {
         assert_eq!(w.properties["maxexecutiontime"], "60", "{file}");
         assert_eq!(w.properties["status.interval"], "1", "{file}");
     }
+}
+
+#[test]
+fn election_kill_scenarios_kill_the_replica_leader_often_enough() {
+    let cloudlab = Inventory::load(&workspace("inventory/cloudlab.yaml")).unwrap();
+    let s = Scenario::load(&workspace("scenarios/election-kill.yaml"), &cloudlab).unwrap();
+    // raft and Jacobson, at least 10 kills of the leader per mode.
+    let modes: std::collections::BTreeSet<_> = s.runs.iter().map(|r| r.matrix.clone()).collect();
+    assert_eq!(modes.len(), 2);
+    let kills: usize = s.runs.iter().map(|r| r.faults.len()).sum();
+    assert!(kills / 2 >= 10, "{kills}");
+    assert!(s.runs[0].faults.iter().all(|f| f.target.is_replica()));
 }

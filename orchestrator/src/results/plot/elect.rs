@@ -118,7 +118,13 @@ fn per_cell_chart(
 
 /// Every replica's role over time (one row per replica), term changes as thin lines with the
 /// new term, leader failures as red dashed lines.
-pub fn timeline_svg(title: &str, logs: &[Vec<Record>], summary: &Summary) -> String {
+/// `faults`: the (start, end) Unix ns of the run's fault windows, shaded behind the roles.
+pub fn timeline_svg(
+    title: &str,
+    logs: &[Vec<Record>],
+    summary: &Summary,
+    faults: &[(u64, u64)],
+) -> String {
     let origin = logs.iter().flatten().map(|r| r.wall).min().unwrap_or(0);
     let end = logs
         .iter()
@@ -149,6 +155,15 @@ pub fn timeline_svg(title: &str, logs: &[Vec<Record>], summary: &Summary) -> Str
         "replica",
     );
     let row_height = (frame.bottom - frame.top) / rows;
+    for &(from, to) in faults {
+        let (x1, x2) = (frame.x(&x, secs(from)), frame.x(&x, secs(to)));
+        svg.push(format!(
+            "<rect class=\"fault\" x=\"{x1:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#7f7f7f\" fill-opacity=\"0.2\"/>\n",
+            frame.top,
+            (x2 - x1).max(1.0),
+            frame.bottom - frame.top
+        ));
+    }
     for (i, log) in logs.iter().enumerate() {
         let top = frame.top + row_height * i as f64 + row_height * 0.2;
         let id = log.first().map_or(i, |r| r.id);

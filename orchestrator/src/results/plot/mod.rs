@@ -62,12 +62,16 @@ pub fn write_plots(dir: &Path, runs: &[(String, Report, PathBuf)]) -> anyhow::Re
     Ok(written)
 }
 
+/// One election run for its timeline: label, every replica's events, the analysis, and the
+/// (start, end) Unix ns of its fault windows.
+pub type ElectionRun = (String, Vec<Vec<Record>>, Summary, Vec<(u64, u64)>);
+
 /// Writes the election plots: `election-detection` and `election-false-positives` (per cell)
 /// in `dir`, and `timeline` in each run's directory; returns the files written.
 pub fn write_election_plots(
     dir: &Path,
     cells: &[CellSamples],
-    runs: &[(String, Vec<Vec<Record>>, Summary)],
+    runs: &[ElectionRun],
 ) -> anyhow::Result<Vec<PathBuf>> {
     let options = render_options(font()?)?;
     let mut written = Vec::new();
@@ -89,8 +93,8 @@ pub fn write_election_plots(
             &mut written,
         )?;
     }
-    for (label, logs, summary) in runs {
-        let svg = elect::timeline_svg(&format!("Replica roles: {label}"), logs, summary);
+    for (label, logs, summary, faults) in runs {
+        let svg = elect::timeline_svg(&format!("Replica roles: {label}"), logs, summary, faults);
         write_pair(
             &dir.join(label).join("timeline"),
             &svg,
@@ -373,5 +377,48 @@ mod tests {
         let (x, width) = (attr("x"), attr("width"));
         let axis = width * 6.0;
         assert!((x - LEFT - axis / 3.0).abs() < 1.0, "{}", rects[0]);
+    }
+
+    #[test]
+    fn election_timelines_shade_the_fault_windows() {
+        use orch_common::events::{Event, Role};
+        let rec = |id: usize, s: u64, event: Event| Record {
+            mono_ns: 0,
+            wall: s * 1_000_000_000,
+            id,
+            term: 1,
+            event,
+        };
+        let logs = vec![
+            vec![
+                rec(0, 0, Event::Leader { leader: None }),
+                rec(0, 60, Event::Leader { leader: None }),
+            ],
+            vec![rec(
+                1,
+                0,
+                Event::Role {
+                    from: Role::Candidate,
+                    to: Role::Leader,
+                },
+            )],
+        ];
+        let summary = orch_analysis::elect::summarize(&logs, 0);
+        let plain = elect::timeline_svg("t", &logs, &summary, &[]);
+        assert!(!plain.contains("class=\"fault\""));
+        let window = (20_000_000_000, 30_000_000_000);
+        let shaded = elect::timeline_svg("t", &logs, &summary, &[window]);
+        let rects: Vec<&str> = shaded
+            .lines()
+            .filter(|l| l.contains("class=\"fault\""))
+            .collect();
+        assert_eq!(rects.len(), 1, "{shaded}");
+        let attr = |name: &str| -> f64 {
+            let rest = rects[0].split(&format!(" {name}=\"")).nth(1).unwrap();
+            rest.split('"').next().unwrap().parse().unwrap()
+        };
+        // A sixth of the 0..60 s axis wide, a third of the way in.
+        let (x, width) = (attr("x"), attr("width"));
+        assert!((x - LEFT - width * 2.0).abs() < 1.0, "{}", rects[0]);
     }
 }

@@ -110,5 +110,57 @@ fn timing_needs_a_start_a_count_and_room_for_the_undo() {
 fn faults_need_a_workload() {
     let text = "name: f\nzookeeper: {}\nfaults:\n  - {at_s: 1, duration_s: 1, action: kill, target: node1}\n";
     let e = Scenario::parse(text, Path::new("s.yaml"), &inventory()).unwrap_err();
-    assert!(e.to_string().contains("add a `workload:` section"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("add a `workload:` or `election:` section"),
+        "{e}"
+    );
+}
+
+const ELECTION: &str = "\
+name: f
+election:
+  hosts: node0,node1,node2
+  duration_s: 30
+faults:
+";
+
+#[test]
+fn replica_targets_need_an_election_and_fit_in_it() {
+    let s = Scenario::parse(
+        &format!(
+            "{ELECTION}  - {{every_s: 10, count: 2, duration_s: 3, action: kill, target: replica-leader}}\n"
+        ),
+        Path::new("s.yaml"),
+        &inventory(),
+    )
+    .unwrap();
+    let f = &s.runs[0].faults;
+    assert_eq!(f.len(), 2);
+    assert_eq!(f[1].at, Duration::from_secs(20));
+    assert!(f[0].target.is_replica());
+    assert_eq!(f[0].target, FaultTarget::ReplicaLeader);
+
+    let e = Scenario::parse(
+        &format!(
+            "{ELECTION}  - {{every_s: 10, count: 3, duration_s: 3, action: kill, target: replica-follower}}\n"
+        ),
+        Path::new("s.yaml"),
+        &inventory(),
+    )
+    .unwrap_err();
+    let p: Vec<String> = e.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("s.yaml:6:5: faults[0].at_s")
+            && p[0].contains("ends 33.0 s after the replicas start"),
+        "{p:?}"
+    );
+
+    let p = problems("  - {at_s: 1, duration_s: 1, action: kill, target: replica-leader}\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("s.yaml:7:") && p[0].contains("needs an `election:` section"),
+        "{p:?}"
+    );
 }
