@@ -415,7 +415,8 @@ async fn apply_emulator(
 
 /// Waits until the emulator's `--show` read-back matches `rules`: the table appears once the
 /// emulator has bound its queues and installed it, some milliseconds after `proc start`
-/// returned. Fails at once, with the log's tail, if the emulator exits first, and with the
+/// returned on an idle host, seconds on a busy one or under TCG (where failing at the first
+/// read-back failed every emulator of a run). Fails at once, with the log's tail, if the emulator exits first, and with the
 /// read-back's differences after [`emulator::READY_WITHIN`].
 async fn wait_installed(conn: &Conn, made: &Made, rules: &[&Egress]) -> Result<(), RemoteError> {
     let Made::Emulator {
@@ -429,12 +430,18 @@ async fn wait_installed(conn: &Conn, made: &Made, rules: &[&Egress]) -> Result<(
     let status = Cmd::new(&emulator::status_command(binary, &paths)).privileged();
     let deadline = std::time::Instant::now() + emulator::READY_WITHIN;
     loop {
-        let text = checked(conn, &show, "orch-node delay --show").await?;
-        let shown =
-            emulator::parse_show(&text).map_err(|e| failure(conn, "orch-node delay --show", e))?;
-        let wrong = match emulator::verify(rules, &shown) {
-            Ok(()) => return Ok(()),
-            Err(wrong) => wrong,
+        // `--show` fails while the table is not there yet: that is "not yet", like a table
+        // that differs, until the emulator exits or the deadline passes.
+        let wrong = match checked(conn, &show, "orch-node delay --show").await {
+            Ok(text) => {
+                let shown = emulator::parse_show(&text)
+                    .map_err(|e| failure(conn, "orch-node delay --show", e))?;
+                match emulator::verify(rules, &shown) {
+                    Ok(()) => return Ok(()),
+                    Err(wrong) => wrong,
+                }
+            }
+            Err(not_yet) => vec![not_yet.to_string()],
         };
         let rows = checked(conn, &status, "orch-node proc status").await?;
         let rows: Vec<StatusRow> = serde_json::from_str(&rows)
