@@ -15,6 +15,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+for tool in ip ping iperf3; do
+    command -v "$tool" >/dev/null || {
+        echo "$0: needs $tool (apt-get install iproute2 iputils-ping iperf3)" >&2
+        exit 1
+    }
+done
 BIN=${ORCH_NODE:-target/release/orch-node}
 if [ ! -x "$BIN" ]; then
     cargo build --release -p orch-node
