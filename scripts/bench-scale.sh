@@ -50,16 +50,21 @@ mkdir -p "$WORK/src"
 tar --exclude=./.git --exclude=target -cf - . | tar -xf - -C "$WORK/src"
 export ORCH_SOURCE_DIR=$WORK/src
 BUILD_DIR=$ORCH_SOURCE_DIR/target/orch-artifacts
-# The copy starts with this tree's orch-node build cache (binary and stamp): identical sources
-# match the stamp, and cargo is not even started; changed ones are rebuilt as always.
-stamp=target/orch-artifacts/stamps/orch-node-x86_64
-if [ -f "$stamp" ]; then
-    built=$(sed -n 's/^path=//p' "$stamp")
-    copy=$BUILD_DIR/x86_64-unknown-linux-musl/release/orch-node
-    mkdir -p "$BUILD_DIR/stamps" "$(dirname "$copy")"
-    cp -p "$built" "$copy"
-    sed "s|^path=.*|path=$copy|" "$stamp" > "$BUILD_DIR/stamps/orch-node-x86_64"
-fi
+# The copy starts with an orch-node build cache (binary and stamp): the one an earlier run of
+# this script left in $CACHE, else this tree's target/orch-artifacts. Identical sources match the
+# stamp, and cargo is not even started; changed ones are rebuilt as always, and the result is
+# kept in $CACHE for the next run.
+CACHE=${CACHE:-$PWD/target/bench-scale-node}
+copy=$BUILD_DIR/x86_64-unknown-linux-musl/release/orch-node
+for stamp in "$CACHE/orch-node-x86_64" target/orch-artifacts/stamps/orch-node-x86_64; do
+    if [ -f "$stamp" ]; then
+        built=$(sed -n 's/^path=//p' "$stamp")
+        mkdir -p "$BUILD_DIR/stamps" "$(dirname "$copy")"
+        cp -p "$built" "$copy"
+        sed "s|^path=.*|path=$copy|" "$stamp" > "$BUILD_DIR/stamps/orch-node-x86_64"
+        break
+    fi
+done
 scripts/make-zk-tarball.sh "$WORK/apache-zookeeper-3.8.0-bin.tar.gz" >/dev/null 2>&1
 TARBALL=$WORK/apache-zookeeper-3.8.0-bin.tar.gz
 RESULTS=$WORK/results.tsv
@@ -240,6 +245,9 @@ lab_up "$LAB" 1 "$NET"
 "$ORCH" -i "$WORK/$LAB/orch.yaml" setup >/dev/null 2>&1
 "$ORCH" lab down --name "$LAB" >/dev/null
 BINARY=$(sed -n 's/^path=//p' "$BUILD_DIR/stamps/orch-node-x86_64")
+mkdir -p "$CACHE"
+cp -p "$BINARY" "$CACHE/orch-node"
+sed "s|^path=.*|path=$CACHE/orch-node|" "$BUILD_DIR/stamps/orch-node-x86_64" > "$CACHE/orch-node-x86_64"
 BYTES=$(( $(wc -c < "$BINARY") + $(wc -c < "$TARBALL") ))
 
 for n in $SIZES; do
@@ -277,6 +285,10 @@ for n in $SIZES; do
     record "$n" "orch setup, warm" "$t" "fds=$fds rss_kb=$rss; $(grep '^setup: ' "$WORK/orch.err")"
     verify "$LAB" "$n" .orch
     reset_hosts "$LAB" "$n"
+    sampled -i "$inv" setup --relay off
+    record "$n" "orch setup --relay off, cold" "$t" "fds=$fds rss_kb=$rss; $(grep '^setup: ' "$WORK/orch.err")"
+    verify "$LAB" "$n" .orch
+    reset_hosts "$LAB" "$n"
     playbook="$ansible_env $VENV/bin/ansible-playbook -i $WORK/$LAB/ansible.ini -f $n $WORK/$LAB/setup.yml"
     measure "$n" "ansible-playbook, cold" "$playbook"
     measure "$n" "ansible-playbook, warm" "$playbook"
@@ -302,18 +314,17 @@ for n in $UPLINK_SIZES; do
     sampled -i "$inv" setup
     record "up$n" "orch setup, cold" "$t" "$(grep '^setup: ' "$WORK/orch.err")"
     verify "$UPLINK_LAB" "$n" .orch
-    if [ "$n" -le 5 ]; then
-        reset_hosts "$UPLINK_LAB" "$n"
-        sampled -i "$inv" setup --relay off
-        record "up$n" "orch setup --relay off, cold" "$t" "$(grep '^setup: ' "$WORK/orch.err")"
-    fi
+    reset_hosts "$UPLINK_LAB" "$n"
+    sampled -i "$inv" setup --relay off
+    record "up$n" "orch setup --relay off, cold" "$t" "$(grep '^setup: ' "$WORK/orch.err")"
+    verify "$UPLINK_LAB" "$n" .orch
     "$ORCH" lab down --name "$UPLINK_LAB" >/dev/null
     record "up$n" load-after "$(load)"
 done
 
 python3 - "$RESULTS" "$BYTES" "$UPLINK" "$(wc -c < "$BINARY")" "$(wc -c < "$TARBALL")" \
-    "$(nproc)" "$(uname -r)" "$(ssh -V 2>&1)" "$("$VENV/bin/ansible" --version | head -1)" \
-    "$("$VENV/bin/pyinfra" --version 2>&1 | head -1)" "$SIZES" "$UPLINK_SIZES" \
+    "$(nproc)" "$(uname -r)" "$(ssh -V 2>&1)" "$("$VENV/bin/ansible" --version | sed -n 1p)" \
+    "$("$VENV/bin/pyinfra" --version 2>&1 | sed -n 1p)" "$SIZES" "$UPLINK_SIZES" \
     > docs/bench-scale.md <<'PY'
 import re, sys, datetime
 (results, per_host, uplink, node, tarball, cores, kernel, ssh, ansible, pyinfra, sizes,
@@ -369,8 +380,9 @@ for size in sizes.split():
       f"{verdict(pyw >= 10 * warm and anw >= 10 * warm)})")
     p(f"- warm `orch exec -- true`: {ew:.3f} s against {sw:.3f} s for raw ssh with ControlMaster "
       f"(no slower: {verdict(ew <= sw)})")
+    off = t(size, "orch setup --relay off, cold")
     p(f"- cold `orch setup`: {cold / scp:.2f}x the time of raw parallel scp (within 2x: "
-      f"{verdict(cold <= 2 * scp)})")
+      f"{verdict(cold <= 2 * scp)}); with `--relay off` {off / scp:.2f}x")
 if uplink_sizes.split():
     rate = int(re.match(r"\d+", uplink).group()) * {"kbit": 1e3, "mbit": 1e6, "gbit": 1e9}[
         re.sub(r"\d+", "", uplink)]
