@@ -13,7 +13,8 @@
 #
 # Lab names and networks: $LAB/$NET (default sa, 10.110) and $UPLINK_LAB/$UPLINK_NET (sb,
 # 10.111). orch-node is built from a copy of the source tree taken at the start, so edits made
-# while the benchmark runs trigger no build; the build is not measured.
+# while the benchmark runs trigger no build; the build is not measured. It goes to
+# $BENCH_TARGET (default target/bench-scale), kept between runs.
 set -euo pipefail
 trap 'echo "bench-scale.sh: line $LINENO failed (status $?): $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
@@ -49,17 +50,11 @@ trap cleanup EXIT
 mkdir -p "$WORK/src"
 tar --exclude=./.git --exclude=target -cf - . | tar -xf - -C "$WORK/src"
 export ORCH_SOURCE_DIR=$WORK/src
-BUILD_DIR=$ORCH_SOURCE_DIR/target/orch-artifacts
-# The copy starts with this tree's orch-node build cache (binary and stamp): identical sources
-# match the stamp, and cargo is not even started; changed ones are rebuilt as always.
-stamp=target/orch-artifacts/stamps/orch-node-x86_64
-if [ -f "$stamp" ]; then
-    built=$(sed -n 's/^path=//p' "$stamp")
-    copy=$BUILD_DIR/x86_64-unknown-linux-musl/release/orch-node
-    mkdir -p "$BUILD_DIR/stamps" "$(dirname "$copy")"
-    cp -p "$built" "$copy"
-    sed "s|^path=.*|path=$copy|" "$stamp" > "$BUILD_DIR/stamps/orch-node-x86_64"
-fi
+# orch-node is built into a target directory that outlives the run: identical sources match its
+# stamp (which hashes the sources, not their path), and cargo is not even started; changed ones
+# are rebuilt incrementally.
+export CARGO_TARGET_DIR=${BENCH_TARGET:-$PWD/target/bench-scale}
+BUILD_DIR=$CARGO_TARGET_DIR/orch-artifacts
 scripts/make-zk-tarball.sh "$WORK/apache-zookeeper-3.8.0-bin.tar.gz" >/dev/null 2>&1
 TARBALL=$WORK/apache-zookeeper-3.8.0-bin.tar.gz
 RESULTS=$WORK/results.tsv
@@ -235,89 +230,16 @@ files.put(name="myid", src=StringIO(f"{host.data.zk_id}\n"), dest=f"{d}/zk-data/
 EOF
 }
 
-# The first setup builds orch-node (not measured); then the binary every tool pushes is known.
-lab_up "$LAB" 1 "$NET"
-"$ORCH" -i "$WORK/$LAB/orch.yaml" setup >/dev/null 2>&1
-"$ORCH" lab down --name "$LAB" >/dev/null
-BINARY=$(sed -n 's/^path=//p' "$BUILD_DIR/stamps/orch-node-x86_64")
-BYTES=$(( $(wc -c < "$BINARY") + $(wc -c < "$TARBALL") ))
-
-for n in $SIZES; do
-    echo "== $n hosts" >&2
-    record "$n" load "$(load)"
-    lab_up "$LAB" "$n" "$NET"
-    state=$ORCH_LAB_DIR/$LAB
-    write_tools "$LAB" "$n" "$NET"
-    inv=$WORK/$LAB/orch.yaml
-    ssh_opts="-i $state/id_ed25519 -o UserKnownHostsFile=$state/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes"
-    addrs=$(seq -f "$NET.%g.2" 1 "$n" | tr '\n' ' ')
-    ansible_env="ANSIBLE_HOST_KEY_CHECKING=True ANSIBLE_PIPELINING=True ANSIBLE_SSH_CONTROL_PATH_DIR=$WORK/ansible-cp"
-
-    # exec: orch, raw ssh, Ansible ad-hoc.
-    reset_hosts "$LAB" "$n"
-    sampled -i "$inv" exec -- true
-    record "$n" "orch exec, cold" "$t" "fds=$fds rss_kb=$rss"
-    sampled -i "$inv" exec -- true
-    record "$n" "orch exec, warm" "$t" "fds=$fds rss_kb=$rss"
-    measure "$n" "raw parallel ssh, cold" par_ssh
-    mkdir -p "$WORK/cm"
-    cm="-o ControlPath=$WORK/cm/%h"
-    for a in $addrs; do ssh $ssh_opts $cm -o ControlMaster=yes -o ControlPersist=300 -fN "root@$a" & done
-    wait
-    measure "$n" "raw parallel ssh, warm (ControlMaster)" "par_ssh $cm"
-    adhoc="$ansible_env $VENV/bin/ansible lab -i $WORK/$LAB/ansible.ini -f $n -m command -a true"
-    measure "$n" "ansible ad-hoc, cold" "$adhoc"
-    measure "$n" "ansible ad-hoc, warm" "$adhoc"
-
-    # setup: orch, Ansible, pyinfra, raw scp; every tool's result is checked after its runs.
-    reset_hosts "$LAB" "$n"
-    sampled -i "$inv" setup
-    record "$n" "orch setup, cold" "$t" "fds=$fds rss_kb=$rss; $(grep '^setup: ' "$WORK/orch.err")"
-    sampled -i "$inv" setup
-    record "$n" "orch setup, warm" "$t" "fds=$fds rss_kb=$rss; $(grep '^setup: ' "$WORK/orch.err")"
-    verify "$LAB" "$n" .orch
-    reset_hosts "$LAB" "$n"
-    playbook="$ansible_env $VENV/bin/ansible-playbook -i $WORK/$LAB/ansible.ini -f $n $WORK/$LAB/setup.yml"
-    measure "$n" "ansible-playbook, cold" "$playbook"
-    measure "$n" "ansible-playbook, warm" "$playbook"
-    verify "$LAB" "$n" .orch-ansible
-    reset_hosts "$LAB" "$n"
-    deploy="$VENV/bin/pyinfra -y --parallel $n $WORK/$LAB/inventory.py $WORK/$LAB/deploy.py"
-    measure "$n" "pyinfra deploy, cold" "$deploy"
-    measure "$n" "pyinfra deploy, warm" "$deploy"
-    verify "$LAB" "$n" .orch-pyinfra
-    reset_hosts "$LAB" "$n"
-    measure "$n" "raw parallel scp of the same bytes, cold" par_scp
-    reset_hosts "$LAB" "$n"
-    "$ORCH" lab down --name "$LAB" >/dev/null
-    record "$n" load-after "$(load)"
-done
-
-for n in $UPLINK_SIZES; do
-    echo "== $n hosts behind a $UPLINK uplink" >&2
-    record "up$n" load "$(load)"
-    lab_up "$UPLINK_LAB" "$n" "$UPLINK_NET" --uplink "$UPLINK"
-    inv=$WORK/$UPLINK_LAB/orch.yaml
-    reset_hosts "$UPLINK_LAB" "$n"
-    sampled -i "$inv" setup
-    record "up$n" "orch setup, cold" "$t" "$(grep '^setup: ' "$WORK/orch.err")"
-    verify "$UPLINK_LAB" "$n" .orch
-    if [ "$n" -le 5 ]; then
-        reset_hosts "$UPLINK_LAB" "$n"
-        sampled -i "$inv" setup --relay off
-        record "up$n" "orch setup --relay off, cold" "$t" "$(grep '^setup: ' "$WORK/orch.err")"
-    fi
-    "$ORCH" lab down --name "$UPLINK_LAB" >/dev/null
-    record "up$n" load-after "$(load)"
-done
-
+# Writes docs/bench-scale.md from the sizes done so far ($done, $done_up): after every size, so
+# a run cut short still leaves what it measured.
+write_doc() {
 python3 - "$RESULTS" "$BYTES" "$UPLINK" "$(wc -c < "$BINARY")" "$(wc -c < "$TARBALL")" \
-    "$(nproc)" "$(uname -r)" "$(ssh -V 2>&1)" "$("$VENV/bin/ansible" --version | head -1)" \
-    "$("$VENV/bin/pyinfra" --version 2>&1 | head -1)" "$SIZES" "$UPLINK_SIZES" \
+    "$(nproc)" "$(uname -r)" "$(ssh -V 2>&1)" "$("$VENV/bin/ansible" --version | sed -n 1p)" \
+    "$("$VENV/bin/pyinfra" --version 2>&1 | sed -n 1p)" "$done" "$done_up" \
     > docs/bench-scale.md <<'PY'
 import re, sys, datetime
 (results, per_host, uplink, node, tarball, cores, kernel, ssh, ansible, pyinfra, sizes,
- uplink_sizes) = sys.argv[1:]
+ uplink_sizes) = [a.strip() for a in sys.argv[1:]]
 per_host = int(per_host)
 rows = {}
 for line in open(results):
@@ -369,8 +291,9 @@ for size in sizes.split():
       f"{verdict(pyw >= 10 * warm and anw >= 10 * warm)})")
     p(f"- warm `orch exec -- true`: {ew:.3f} s against {sw:.3f} s for raw ssh with ControlMaster "
       f"(no slower: {verdict(ew <= sw)})")
+    off = t(size, "orch setup --relay off, cold")
     p(f"- cold `orch setup`: {cold / scp:.2f}x the time of raw parallel scp (within 2x: "
-      f"{verdict(cold <= 2 * scp)})")
+      f"{verdict(cold <= 2 * scp)}); with `--relay off` {off / scp:.2f}x")
 if uplink_sizes.split():
     rate = int(re.match(r"\d+", uplink).group()) * {"kbit": 1e3, "mbit": 1e6, "gbit": 1e9}[
         re.sub(r"\d+", "", uplink)]
@@ -398,8 +321,96 @@ if uplink_sizes.split():
     counts = {s: sent(rows["up" + s]["orch setup, cold"][1]) for s in sizes_up}
     same = len(set(counts.values())) == 1
     shown = ", ".join(f"{s} hosts: {c} bytes" for s, c in counts.items())
-    p(f"- controller's sent bytes ({shown}) do not grow with the hosts: "
-      f"{'met' if same else 'NOT met'}")
+    verdict = ("not shown (one size)" if len(counts) < 2 else "met" if same else "NOT met")
+    p(f"- controller's sent bytes ({shown}) do not grow with the hosts: {verdict}")
 print("\n".join(out))
 PY
+
+}
+
+# The first setup builds orch-node (not measured); then the binary every tool pushes is known.
+lab_up "$LAB" 1 "$NET"
+"$ORCH" -i "$WORK/$LAB/orch.yaml" setup >/dev/null 2>&1
+"$ORCH" lab down --name "$LAB" >/dev/null
+BINARY=$(sed -n 's/^path=//p' "$BUILD_DIR/stamps/orch-node-x86_64")
+BYTES=$(( $(wc -c < "$BINARY") + $(wc -c < "$TARBALL") ))
+
+done=
+done_up=
+for n in $UPLINK_SIZES; do
+    echo "== $n hosts behind a $UPLINK uplink" >&2
+    record "up$n" load "$(load)"
+    lab_up "$UPLINK_LAB" "$n" "$UPLINK_NET" --uplink "$UPLINK"
+    inv=$WORK/$UPLINK_LAB/orch.yaml
+    reset_hosts "$UPLINK_LAB" "$n"
+    sampled -i "$inv" setup
+    record "up$n" "orch setup, cold" "$t" "$(grep '^setup: ' "$WORK/orch.err")"
+    verify "$UPLINK_LAB" "$n" .orch
+    reset_hosts "$UPLINK_LAB" "$n"
+    sampled -i "$inv" setup --relay off
+    record "up$n" "orch setup --relay off, cold" "$t" "$(grep '^setup: ' "$WORK/orch.err")"
+    verify "$UPLINK_LAB" "$n" .orch
+    "$ORCH" lab down --name "$UPLINK_LAB" >/dev/null
+    record "up$n" load-after "$(load)"
+    done_up="$done_up $n"
+    write_doc
+done
+
+for n in $SIZES; do
+    echo "== $n hosts" >&2
+    record "$n" load "$(load)"
+    lab_up "$LAB" "$n" "$NET"
+    state=$ORCH_LAB_DIR/$LAB
+    write_tools "$LAB" "$n" "$NET"
+    inv=$WORK/$LAB/orch.yaml
+    ssh_opts="-i $state/id_ed25519 -o UserKnownHostsFile=$state/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes"
+    addrs=$(seq -f "$NET.%g.2" 1 "$n" | tr '\n' ' ')
+    ansible_env="ANSIBLE_HOST_KEY_CHECKING=True ANSIBLE_PIPELINING=True ANSIBLE_SSH_CONTROL_PATH_DIR=$WORK/ansible-cp"
+
+    # exec: orch, raw ssh, Ansible ad-hoc.
+    reset_hosts "$LAB" "$n"
+    sampled -i "$inv" exec -- true
+    record "$n" "orch exec, cold" "$t" "fds=$fds rss_kb=$rss"
+    sampled -i "$inv" exec -- true
+    record "$n" "orch exec, warm" "$t" "fds=$fds rss_kb=$rss"
+    measure "$n" "raw parallel ssh, cold" par_ssh
+    mkdir -p "$WORK/cm"
+    cm="-o ControlPath=$WORK/cm/%h"
+    for a in $addrs; do ssh $ssh_opts $cm -o ControlMaster=yes -o ControlPersist=300 -fN "root@$a" & done
+    wait
+    measure "$n" "raw parallel ssh, warm (ControlMaster)" "par_ssh $cm"
+    adhoc="$ansible_env $VENV/bin/ansible lab -i $WORK/$LAB/ansible.ini -f $n -m command -a true"
+    measure "$n" "ansible ad-hoc, cold" "$adhoc"
+    measure "$n" "ansible ad-hoc, warm" "$adhoc"
+
+    # setup: orch, Ansible, pyinfra, raw scp; every tool's result is checked after its runs.
+    reset_hosts "$LAB" "$n"
+    sampled -i "$inv" setup
+    record "$n" "orch setup, cold" "$t" "fds=$fds rss_kb=$rss; $(grep '^setup: ' "$WORK/orch.err")"
+    sampled -i "$inv" setup
+    record "$n" "orch setup, warm" "$t" "fds=$fds rss_kb=$rss; $(grep '^setup: ' "$WORK/orch.err")"
+    verify "$LAB" "$n" .orch
+    reset_hosts "$LAB" "$n"
+    sampled -i "$inv" setup --relay off
+    record "$n" "orch setup --relay off, cold" "$t" "fds=$fds rss_kb=$rss; $(grep '^setup: ' "$WORK/orch.err")"
+    verify "$LAB" "$n" .orch
+    reset_hosts "$LAB" "$n"
+    playbook="$ansible_env $VENV/bin/ansible-playbook -i $WORK/$LAB/ansible.ini -f $n $WORK/$LAB/setup.yml"
+    measure "$n" "ansible-playbook, cold" "$playbook"
+    measure "$n" "ansible-playbook, warm" "$playbook"
+    verify "$LAB" "$n" .orch-ansible
+    reset_hosts "$LAB" "$n"
+    deploy="$VENV/bin/pyinfra -y --parallel $n $WORK/$LAB/inventory.py $WORK/$LAB/deploy.py"
+    measure "$n" "pyinfra deploy, cold" "$deploy"
+    measure "$n" "pyinfra deploy, warm" "$deploy"
+    verify "$LAB" "$n" .orch-pyinfra
+    reset_hosts "$LAB" "$n"
+    measure "$n" "raw parallel scp of the same bytes, cold" par_scp
+    reset_hosts "$LAB" "$n"
+    "$ORCH" lab down --name "$LAB" >/dev/null
+    record "$n" load-after "$(load)"
+    done="$done $n"
+    write_doc
+done
+
 echo "wrote docs/bench-scale.md"

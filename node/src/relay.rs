@@ -7,18 +7,38 @@
 //! on stdin, never in argv where `ps` shows it) keeps stray connections from being answered. The
 //! server lives as long as its stdin is open: the controller closes it when every host has
 //! fetched, and the host's `timeout` stops it if the controller disappears.
+//!
+//! An artifact may still be arriving on this host when it is asked for: the controller uploads
+//! it as `.orch-partial.<name>` and renames it when complete. The server then sends what is
+//! there, follows the file as it grows, and ends once the rename made it `<name>` (the same
+//! file) and everything was sent, so the bytes pass on to the other hosts as they arrive. A
+//! request for a name that is not there yet waits for it; a later stdin line `gone <name>`
+//! (the controller's upload failed) or the partial file vanishing without a final name ends
+//! it early, and the fetching host's hash check catches the short file.
 
+use std::collections::HashSet;
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use orch_common::agent::RELAY_PARTIAL_PREFIX;
 
 /// How long a client may take to send its request line.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest request line accepted (a token and a `<sha256>-<name>`).
 const MAX_REQUEST: u64 = 512;
+/// How long a request waits for its artifact to start arriving, or to grow.
+const ARRIVAL_LIMIT: Duration = Duration::from_secs(600);
+/// How often a growing or missing file is looked at again.
+const POLL: Duration = Duration::from_millis(5);
+
+/// The names the controller said will not arrive.
+type Gone = Arc<Mutex<HashSet<String>>>;
 
 /// Serves the files of `dir` on `listen` (port 0: any free port, printed as `port N`).
 pub fn serve(dir: &Path, listen: &str) -> Result<()> {
@@ -36,23 +56,32 @@ pub fn serve(dir: &Path, listen: &str) -> Result<()> {
     println!("port {port}");
     std::io::stdout().flush()?;
     let dir = dir.to_path_buf();
+    let gone = Gone::default();
+    let given_up = gone.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let (dir, token) = (dir.clone(), token.clone());
+            let (dir, token, gone) = (dir.clone(), token.clone(), gone.clone());
             std::thread::spawn(move || {
-                if let Err(e) = answer(stream, &dir, &token) {
+                if let Err(e) = answer(stream, &dir, &token, &gone) {
                     eprintln!("relay: {e:#}");
                 }
             });
         }
     });
     // Until the controller closes stdin (or the connection dies).
-    std::io::copy(&mut std::io::stdin(), &mut std::io::sink())?;
+    for line in std::io::stdin().lock().lines() {
+        if let Some(name) = line?.strip_prefix("gone ") {
+            given_up
+                .lock()
+                .expect("not poisoned")
+                .insert(name.to_string());
+        }
+    }
     Ok(())
 }
 
 /// Answers one connection: checks the token and the name, then sends the file.
-fn answer(stream: TcpStream, dir: &Path, token: &str) -> Result<()> {
+fn answer(stream: TcpStream, dir: &Path, token: &str, gone: &Gone) -> Result<()> {
     let peer = stream.peer_addr()?;
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     let mut line = String::new();
@@ -67,11 +96,49 @@ fn answer(stream: TcpStream, dir: &Path, token: &str) -> Result<()> {
         bail!("{peer}: wrong token");
     }
     let path = artifact_path(dir, name).with_context(|| format!("{peer}: request for {name:?}"))?;
-    let mut file =
-        std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-    std::io::copy(&mut file, &mut &stream)
-        .with_context(|| format!("{peer}: sending {}", path.display()))?;
-    Ok(())
+    let partial = dir.join(format!("{RELAY_PARTIAL_PREFIX}{name}"));
+    let is_gone = || gone.lock().expect("not poisoned").contains(name);
+    send(&stream, &path, &partial, is_gone)
+        .with_context(|| format!("{peer}: sending {}", path.display()))
+}
+
+/// Sends the file at `path`, or the one growing at `partial` until it is renamed to `path`.
+fn send(mut to: impl Write, path: &Path, partial: &Path, gone: impl Fn() -> bool) -> Result<()> {
+    let limit = Instant::now() + ARRIVAL_LIMIT;
+    let (mut file, mut complete) = loop {
+        if let Ok(f) = File::open(path) {
+            break (f, true);
+        }
+        if let Ok(f) = File::open(partial) {
+            break (f, false);
+        }
+        if gone() || Instant::now() > limit {
+            bail!("it did not arrive");
+        }
+        std::thread::sleep(POLL);
+    };
+    let inode = file.metadata()?.ino();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut idle_since = Instant::now();
+    loop {
+        let n = file.read(&mut buf)?;
+        if n > 0 {
+            to.write_all(&buf[..n])?;
+            idle_since = Instant::now();
+            continue;
+        }
+        if complete {
+            return Ok(());
+        }
+        // At the end of a growing file: renamed into place means written to the end (one more
+        // read picks up what came in after the last one); gone, it will not be.
+        match std::fs::metadata(path) {
+            Ok(m) if m.ino() == inode => complete = true,
+            _ if gone() || !partial.exists() => bail!("its upload broke off"),
+            _ if idle_since.elapsed() > ARRIVAL_LIMIT => bail!("its upload stalled"),
+            _ => std::thread::sleep(POLL),
+        }
+    }
 }
 
 /// `dir/<name>` if `name` is an artifact's name, `<64 hex digits>-<letters, digits, . _ ->`:
@@ -95,6 +162,50 @@ fn artifact_path(dir: &Path, name: &str) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_growing_file_is_followed_until_it_is_renamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, partial) = (dir.path().join("a"), dir.path().join(".orch-partial.a"));
+        let writer = {
+            let (path, partial) = (path.clone(), partial.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                let mut f = File::create(&partial).unwrap();
+                for i in 0..20u8 {
+                    f.write_all(&[i; 1000]).unwrap();
+                    std::thread::sleep(Duration::from_millis(3));
+                }
+                std::fs::rename(&partial, &path).unwrap();
+            })
+        };
+        let mut got = Vec::new();
+        send(&mut got, &path, &partial, || false).unwrap();
+        writer.join().unwrap();
+        let want: Vec<u8> = (0..20u8).flat_map(|i| [i; 1000]).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_vanished_or_given_up_upload_ends_the_transfer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, partial) = (dir.path().join("a"), dir.path().join(".orch-partial.a"));
+        std::fs::write(&partial, b"half").unwrap();
+        let remover = {
+            let partial = partial.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                std::fs::remove_file(&partial).unwrap();
+            })
+        };
+        let mut got = Vec::new();
+        let e = send(&mut got, &path, &partial, || false).unwrap_err();
+        remover.join().unwrap();
+        assert_eq!(e.to_string(), "its upload broke off");
+        assert_eq!(got, b"half");
+        let e = send(Vec::new(), &path, &partial, || true).unwrap_err();
+        assert_eq!(e.to_string(), "it did not arrive");
+    }
 
     #[test]
     fn only_artifact_names_are_served() {

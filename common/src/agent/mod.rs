@@ -19,6 +19,10 @@ use clap::Subcommand;
 pub use proc::Proc;
 pub use traffic::Traffic;
 
+/// `relay-serve` follows an artifact that is still arriving under this prefix and its name
+/// (the controller's upload to the seed renames it when complete).
+pub const RELAY_PARTIAL_PREFIX: &str = ".orch-partial.";
+
 /// The subcommands of `orch-node` that orch starts; orch-node's own command line flattens them
 /// in beside the ones only people type (`rtt`, `elect-summary`).
 #[derive(Subcommand, Debug, Clone, PartialEq)]

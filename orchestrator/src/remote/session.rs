@@ -234,27 +234,32 @@ impl Conn {
         path: &str,
         mode: u32,
     ) -> Result<(), RemoteError> {
-        self.upload_encoded(reader, len, None, path, mode).await
+        self.upload_encoded(reader, len, None, path, None, mode)
+            .await
     }
 
     /// [`Conn::upload`] of `wire_len` bytes that `decode` (a command on the host, `gzip -dc`)
     /// turns into the file's `len` bytes; `None`: the bytes are the file. The decoder checks
-    /// its own framing (gzip: CRC and length), the script checks the length.
+    /// its own framing (gzip: CRC and length), the script checks the length. `temp` names the
+    /// file in the same directory that holds the bytes while they arrive (default
+    /// `.orch-upload.<pid>`), for a reader that follows it (the relay's seed).
     pub async fn upload_encoded(
         &self,
         mut reader: impl AsyncRead + Unpin,
         wire_len: u64,
         decode: Option<(&str, u64)>,
         path: &str,
+        temp: Option<&str>,
         mode: u32,
     ) -> Result<(), RemoteError> {
         let (decoder, len) = decode.unwrap_or(("cat", wire_len));
+        let temp = temp.map_or_else(|| ".orch-upload.$$".to_string(), quote::quote);
         let script = format!(
             r#"set -e
 f={file}
 d=$(dirname "$f")
 mkdir -p "$d"
-t="$d/.orch-upload.$$"
+t="$d/"{temp}
 trap 'rm -f "$t"' EXIT
 {decoder} > "$t"
 n=$(wc -c < "$t")

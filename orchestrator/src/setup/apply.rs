@@ -2,7 +2,7 @@
 //! a seed host, or pushed), then the setup script.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -26,9 +26,19 @@ pub struct Work<'a> {
     pub relay: relay::Mode,
 }
 
-/// Carries out the plans and records per host what was sent; returns the relay's fallbacks.
-/// Every file to push is read once and checked against its hash first.
-pub async fn apply(work: &Work<'_>, outcomes: &mut [HostOutcome]) -> anyhow::Result<Vec<String>> {
+/// Carries out the plans and records per host what was sent, and each phase's time in
+/// `phases`; returns the relay's fallbacks. Every file to push is read once and checked against
+/// its hash first.
+///
+/// With the relay, the seed gets its own orch-node and starts its server first; then the rest
+/// of its pushes and every other host's work run at once: a host fetches from the seed (which
+/// passes each artifact on as it arrives), is pushed directly what it could not fetch, and puts
+/// everything in place, without waiting for the other hosts.
+pub async fn apply(
+    work: &Work<'_>,
+    outcomes: &mut [HostOutcome],
+    phases: &mut Vec<(&'static str, Duration)>,
+) -> anyhow::Result<Vec<String>> {
     let todo: Vec<&Host> = work
         .hosts
         .iter()
@@ -38,87 +48,135 @@ pub async fn apply(work: &Work<'_>, outcomes: &mut [HostOutcome]) -> anyhow::Res
     if todo.is_empty() {
         return Ok(Vec::new());
     }
+    let mut phase = Instant::now();
     let contents = tokio::task::block_in_place(|| read_contents(&todo, work.plans))?;
-    let pushes_of = |name: &str| -> Vec<&Artifact> {
-        work.plans[name]
-            .iter()
-            .filter_map(|a| match a {
-                Action::Push(a) => Some(a),
-                _ => None,
-            })
-            .collect()
-    };
+    phases.push(("read", phase.elapsed()));
+    phase = Instant::now();
     let needing = todo
         .iter()
-        .filter(|h| !pushes_of(&h.name).is_empty())
+        .filter(|h| !relay::pushes(work.plans, &h.name).is_empty())
         .count();
     let total: u64 = todo
         .iter()
-        .flat_map(|h| pushes_of(&h.name))
+        .flat_map(|h| relay::pushes(work.plans, &h.name))
         .map(|a| contents[a.sha256.as_str()].wire_len())
         .sum();
     let progress = Progress::bytes("push", todo.len(), total);
-    let relayed = if work.relay.wanted(needing) {
-        relay::distribute(
-            work.candidates,
-            work.plans,
-            work.node,
-            &contents,
-            &progress,
-            work.parallel,
-        )
-        .await
-    } else {
-        relay::Outcome::default()
+    let mut notes = Vec::new();
+    let choice = work
+        .relay
+        .wanted(needing)
+        .then(|| relay::choose(work.candidates, work.plans, work.node))
+        .flatten();
+    let seed_conn = match &choice {
+        Some(c) => match remote::Conn::open(c.seed.host).await {
+            Ok(conn) => Some(conn),
+            Err(e) => {
+                notes.push(format!("relay: seed {e}; pushing directly"));
+                None
+            }
+        },
+        None => None,
     };
-    let delivered = |host: &str, a: &Artifact| {
-        relayed
-            .delivered
-            .get(host)
-            .is_some_and(|d| d.iter().any(|(name, _)| *name == a.remote_name()))
-    };
-    let bar = &progress;
-    let contents = &contents;
-    let delivered = &delivered;
-    let results = remote::each(&todo, work.parallel, &progress, |conn| async move {
-        let actions = &work.plans[conn.host()];
-        let orch_dir = &work
-            .hosts
-            .iter()
-            .find(|h| h.name == conn.host())
-            .expect("a host of the selection")
-            .orch_dir;
-        let conn = &conn;
-        let uploads = actions.iter().filter_map(|action| match action {
-            Action::Push(a) if !delivered(conn.host(), a) => Some(push::push(
-                conn,
-                orch_dir,
-                a,
-                &contents[a.sha256.as_str()],
-                bar,
-            )),
-            _ => None,
-        });
-        for action in actions {
-            if let Action::InstallJava { package_manager } = action {
-                install_java(conn, package_manager).await?;
+    let relay = match (&choice, &seed_conn) {
+        (Some(choice), Some(conn)) => {
+            match relay::Relay::start(conn, choice, work.node, &contents, &progress).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    notes.push(e);
+                    None
+                }
             }
         }
-        let sent: u64 = futures::future::try_join_all(uploads).await?.iter().sum();
-        let out = conn
-            .run(&Cmd::script(&plan::script(orch_dir, actions)))
-            .await?;
-        if !out.status.success() {
-            return Err(RemoteError::Command {
-                host: conn.host().to_string(),
-                command: "setup script".into(),
-                reason: format!("{}; stderr: {}", out.status, out.stderr.trim()),
-            });
+        _ => None,
+    };
+    if choice.is_some() {
+        phases.push(("seed", phase.elapsed()));
+    }
+    phase = Instant::now();
+
+    // What the seed received, once all of it did.
+    let (seeded_tx, seeded_rx) = tokio::sync::watch::channel(None::<Vec<String>>);
+    let seeding = async {
+        let (mut done, failed) = match (&relay, &choice) {
+            (Some(r), Some(choice)) => r.seed_rest(choice, &contents, &progress).await,
+            _ => (relay::Delivered::default(), None),
+        };
+        if let Some(r) = &relay {
+            done.artifacts.splice(0..0, r.first.artifacts.clone());
+            done.bytes += r.first.bytes;
         }
-        Ok(sent)
-    })
-    .await;
+        let names = done.artifacts.iter().map(|(n, _)| n.clone()).collect();
+        let _ = seeded_tx.send(Some(names));
+        (done, failed)
+    };
+    let (bar, contents, relay_ref) = (&progress, &contents, &relay);
+    let hosts = remote::each(&todo, work.parallel, &progress, |conn| {
+        let mut seeded = seeded_rx.clone();
+        async move {
+            let host = work
+                .hosts
+                .iter()
+                .find(|h| h.name == conn.host())
+                .expect("a host of the selection");
+            let actions = &work.plans[conn.host()];
+            let list = relay::pushes(work.plans, conn.host());
+            let mut got = HostWork::default();
+            match relay_ref {
+                Some(r) if r.seed == host.name => {
+                    // Its pushes are the seeding; only what did not arrive is pushed below.
+                    let names = seeded
+                        .wait_for(Option::is_some)
+                        .await
+                        .map(|n| n.clone().unwrap_or_default())
+                        .unwrap_or_default();
+                    got.delivered = names.into_iter().map(|n| (n, None)).collect();
+                }
+                Some(r) if !list.is_empty() => {
+                    let (fetched, fallbacks) =
+                        r.fetch(&conn, &host.orch_dir, &list, contents, bar).await;
+                    got.relayed = fetched.bytes;
+                    got.delivered = fetched
+                        .artifacts
+                        .into_iter()
+                        .map(|(n, line)| (n, Some(line)))
+                        .collect();
+                    got.notes = fallbacks;
+                }
+                _ => {}
+            }
+            for action in actions {
+                if let Action::InstallJava { package_manager } = action {
+                    install_java(&conn, package_manager).await?;
+                }
+            }
+            let conn = &conn;
+            let delivered = &got.delivered;
+            let uploads = list
+                .iter()
+                .filter(|a| !delivered.iter().any(|(n, _)| *n == a.remote_name()))
+                .map(|a| {
+                    let payload = &contents[a.sha256.as_str()];
+                    push::push(conn, &host.orch_dir, a, payload, false, bar)
+                });
+            got.sent = futures::future::try_join_all(uploads).await?.iter().sum();
+            let out = conn
+                .run(&Cmd::script(&plan::script(&host.orch_dir, actions)))
+                .await?;
+            if !out.status.success() {
+                return Err(RemoteError::Command {
+                    host: conn.host().to_string(),
+                    command: "setup script".into(),
+                    reason: format!("{}; stderr: {}", out.status, out.stderr.trim()),
+                });
+            }
+            Ok(got)
+        }
+    });
+    let ((seeded, seed_failed), results) = futures::future::join(seeding, hosts).await;
     progress.finish();
+    phases.push(("fan-out", phase.elapsed()));
+    notes.extend(seed_failed.map(|why| format!("{why}; pushing directly")));
     for r in results {
         let outcome = outcomes
             .iter_mut()
@@ -126,18 +184,21 @@ pub async fn apply(work: &Work<'_>, outcomes: &mut [HostOutcome]) -> anyhow::Res
             .expect("every host has an outcome");
         outcome.elapsed += r.elapsed;
         match r.result {
-            Ok(sent) => {
+            Ok(got) => {
+                notes.extend(got.notes);
                 if let Ok(done) = &mut outcome.result {
-                    done.bytes_sent = sent;
-                    let lines = relayed.delivered.get(&r.host);
-                    for a in pushes_of(&r.host) {
-                        let planned = Action::Push(a.clone()).describe();
-                        let how = lines
-                            .and_then(|d| d.iter().find(|(name, _)| *name == a.remote_name()))
-                            .map(|(_, line)| line.clone())
-                            .unwrap_or_else(|| relay::push_line(a, &contents[a.sha256.as_str()]));
-                        if let Some(change) = done.changes.iter_mut().find(|c| **c == planned) {
-                            *change = how;
+                    done.bytes_sent = got.sent;
+                    done.bytes_relayed = got.relayed;
+                    for a in relay::pushes(work.plans, &r.host) {
+                        let delivered = got.delivered.iter().find(|(n, _)| *n == a.remote_name());
+                        match delivered {
+                            // The seed's line is set from what seeding did.
+                            Some((_, None)) => {}
+                            Some((_, Some(line))) => set_line(done, &a, line),
+                            None => {
+                                let line = relay::push_line(&a, &contents[a.sha256.as_str()]);
+                                set_line(done, &a, &line);
+                            }
                         }
                     }
                 }
@@ -145,14 +206,47 @@ pub async fn apply(work: &Work<'_>, outcomes: &mut [HostOutcome]) -> anyhow::Res
             Err(e) => outcome.result = Err(e.to_string()),
         }
     }
-    // The seed may be a host without changes of its own.
-    for outcome in outcomes.iter_mut() {
-        if let Ok(done) = &mut outcome.result {
-            done.bytes_sent += relayed.sent.get(&outcome.host).copied().unwrap_or(0);
-            done.bytes_relayed = relayed.relayed.get(&outcome.host).copied().unwrap_or(0);
+    if let Some(r) = relay {
+        let seed = r.seed.clone();
+        if let Err(e) = r.stop().await {
+            notes.push(e);
+        }
+        if let Some(o) = outcomes.iter_mut().find(|o| o.host == seed) {
+            if let Ok(done) = &mut o.result {
+                // The seed may be a host without changes of its own.
+                done.bytes_sent += seeded.bytes;
+                for a in relay::pushes(work.plans, &seed) {
+                    if let Some((_, line)) =
+                        seeded.artifacts.iter().find(|(n, _)| *n == a.remote_name())
+                    {
+                        set_line(done, &a, line);
+                    }
+                }
+            }
         }
     }
-    Ok(relayed.fallbacks)
+    Ok(notes)
+}
+
+/// What one host's part of the second pass did.
+#[derive(Default)]
+struct HostWork {
+    /// Bytes the controller pushed to it directly.
+    sent: u64,
+    /// Bytes it fetched from the seed.
+    relayed: u64,
+    /// Artifacts it got from the relay (the seed: by seeding), with the change line of a fetch.
+    delivered: Vec<(String, Option<String>)>,
+    /// Why artifacts were pushed directly after all.
+    notes: Vec<String>,
+}
+
+/// Replaces the planned `push` line of artifact `a` with how it got there.
+fn set_line(done: &mut super::Done, a: &Artifact, line: &str) {
+    let planned = Action::Push(a.clone()).describe();
+    if let Some(change) = done.changes.iter_mut().find(|c| **c == planned) {
+        *change = line.to_string();
+    }
 }
 
 /// The content of every artifact to push, read once, checked against its hash, and
@@ -162,6 +256,7 @@ fn read_contents<'p>(
     plans: &'p HashMap<String, Vec<Action>>,
 ) -> anyhow::Result<HashMap<&'p str, Payload>> {
     let mut contents: HashMap<&str, Payload> = HashMap::new();
+    let cache = push::cache_dir();
     for action in todo.iter().flat_map(|h| &plans[&h.name]) {
         if let Action::Push(a) = action {
             if !contents.contains_key(a.sha256.as_str()) {
@@ -173,7 +268,10 @@ fn read_contents<'p>(
                         a.path.display()
                     );
                 }
-                contents.insert(&a.sha256, Payload::new(bytes));
+                contents.insert(
+                    &a.sha256,
+                    Payload::cached(bytes, &a.sha256, cache.as_deref()),
+                );
             }
         }
     }

@@ -62,6 +62,8 @@ pub struct Summary {
     pub hosts: Vec<HostOutcome>,
     /// What did not go as planned but was made up for (a relay that fell back to a push).
     pub notes: Vec<String>,
+    /// How long each phase took, in order (inspect, build, read, seed, relay, put in place).
+    pub phases: Vec<(&'static str, Duration)>,
     pub elapsed: Duration,
 }
 
@@ -150,9 +152,15 @@ impl Summary {
             0 => String::new(),
             n => format!(", {n} bytes ({}) relayed between hosts,", human_bytes(n)),
         };
+        let phases: Vec<String> = self
+            .phases
+            .iter()
+            .map(|(what, took)| format!("{what} {:.2} s", took.as_secs_f64()))
+            .collect();
         eprintln!(
-            "setup: {line} sent by the controller{relayed} in {:.2} s",
-            self.elapsed.as_secs_f64()
+            "setup: {line} sent by the controller{relayed} in {:.2} s ({})",
+            self.elapsed.as_secs_f64(),
+            phases.join(", ")
         );
     }
 }
@@ -196,7 +204,11 @@ pub async fn run(
     let renderer = render::Renderer::load(inventory)?;
     let tree = SourceTree::locate()?;
 
+    let mut phases = Vec::new();
+    let mut phase = Instant::now();
     let looked = look(hosts, install.as_ref(), opts.parallel).await;
+    phases.push(("inspect", phase.elapsed()));
+    phase = Instant::now();
     let mut archs: Vec<Arch> = Vec::new();
     for host in hosts {
         if let (_, Ok(l)) = &looked[&host.name] {
@@ -207,6 +219,7 @@ pub async fn run(
     }
     let planned = tokio::task::block_in_place(|| artifacts::resolve(&tree, &archs, !opts.dry_run))?;
     let builds = build_lines(&planned);
+    phases.push(("build", phase.elapsed()));
 
     let mut plans: HashMap<String, Vec<plan::Action>> = HashMap::new();
     let mut outcomes: Vec<HostOutcome> = Vec::new();
@@ -262,13 +275,14 @@ pub async fn run(
             parallel: opts.parallel,
             relay: opts.relay,
         };
-        notes = apply::apply(&work, &mut outcomes).await?;
+        notes = apply::apply(&work, &mut outcomes, &mut phases).await?;
     }
     Ok(Summary {
         dry_run: opts.dry_run,
         builds,
         hosts: outcomes,
         notes,
+        phases,
         elapsed: started.elapsed(),
     })
 }

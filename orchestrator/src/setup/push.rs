@@ -2,9 +2,11 @@
 //! shared progress bar.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use orch_common::agent::RELAY_PARTIAL_PREFIX;
 use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::artifacts::Artifact;
@@ -14,6 +16,8 @@ use crate::remote::{Conn, RemoteError};
 /// Compressed sizes above this share of the original are sent as they are: decompressing on
 /// the host would cost more than the few bytes saved.
 const WORTH_IT: f64 = 0.9;
+/// How many compressed artifacts [`Payload::cached`] keeps (the most recently used ones).
+const CACHE_KEEP: usize = 16;
 
 /// What goes on the wire for one artifact: its bytes, and their gzip where that pays. gzip
 /// because hosts already need it (`tar -xzf` of the ZooKeeper tarball); orch-node shrinks to
@@ -31,10 +35,81 @@ impl Payload {
         Payload { bytes, gzip }
     }
 
+    /// [`Payload::new`] of bytes that hash to `sha256`, their gzip taken from `cache` if an
+    /// earlier run left it there, else made and left there: compressing orch-node costs a
+    /// second or more on a busy machine, and the same build is pushed by many setups. The
+    /// hosts check the decompressed length and gzip's CRC, so a damaged entry fails the push
+    /// instead of installing wrong bytes.
+    pub fn cached(bytes: Vec<u8>, sha256: &str, cache: Option<&Path>) -> Payload {
+        let Some(dir) = cache.filter(|_| !is_compressed(&bytes)) else {
+            return Payload::new(bytes);
+        };
+        let (gz, raw) = (
+            dir.join(format!("{sha256}.gz")),
+            dir.join(format!("{sha256}.raw")),
+        );
+        let touch = |path: &Path| {
+            let _ = std::fs::File::options()
+                .append(true)
+                .open(path)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        };
+        if raw.is_file() {
+            touch(&raw);
+            return Payload { bytes, gzip: None };
+        }
+        if let Ok(z) = std::fs::read(&gz) {
+            if z.starts_with(b"\x1f\x8b") {
+                touch(&gz);
+                return Payload {
+                    bytes,
+                    gzip: Some(z),
+                };
+            }
+        }
+        let payload = Payload::new(bytes);
+        let (path, content) = match &payload.gzip {
+            Some(z) => (gz, z.as_slice()),
+            None => (raw, &[][..]),
+        };
+        if let Err(e) = store(dir, &path, content) {
+            tracing::debug!(error = %e, "cannot keep the compressed artifact");
+        }
+        payload
+    }
+
     /// The bytes a push sends.
     pub fn wire_len(&self) -> u64 {
         self.gzip.as_ref().unwrap_or(&self.bytes).len() as u64
     }
+}
+
+/// Where [`Payload::cached`] keeps compressed artifacts: `$XDG_CACHE_HOME/orch/gzip`, else
+/// `~/.cache/orch/gzip`.
+pub fn cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|c| c.join("orch/gzip"))
+}
+
+/// Writes `content` to `path` in `dir` (temporary name, then rename) and removes all but the
+/// [`CACHE_KEEP`] most recently used entries.
+fn store(dir: &Path, path: &Path, content: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let temp = dir.join(format!(".tmp.{}", std::process::id()));
+    std::fs::write(&temp, content)?;
+    std::fs::rename(&temp, path)?;
+    let mut entries: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)?
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    entries.sort_by_key(|e| std::cmp::Reverse(e.0));
+    for (_, old) in entries.into_iter().skip(CACHE_KEEP) {
+        let _ = std::fs::remove_file(old);
+    }
+    Ok(())
 }
 
 /// gzip, xz, zstd, bzip2 and zip files start with these.
@@ -59,12 +134,14 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// `<orch_dir>/artifacts/<sha256>-<name>`. `Conn::upload` writes a temporary name and renames
 /// it only once every byte arrived (and SSH's MAC vouches for each of them; gzip's CRC for the
 /// decompressed ones), so the final name never holds anything but exactly these bytes.
-/// Returns the bytes sent.
+/// `partial`: the bytes arrive under `.orch-partial.<name>`, where the relay's server on the
+/// seed follows them. Returns the bytes sent.
 pub async fn push(
     conn: &Conn,
     orch_dir: &str,
     artifact: &Artifact,
     payload: &Payload,
+    partial: bool,
     progress: &Progress,
 ) -> Result<u64, RemoteError> {
     let remote = format!(
@@ -81,8 +158,16 @@ pub async fn push(
         inner: wire,
         progress,
     };
-    conn.upload_encoded(reader, wire.len() as u64, decode, &remote, mode)
-        .await?;
+    let temp = partial.then(|| format!("{RELAY_PARTIAL_PREFIX}{}", artifact.remote_name()));
+    conn.upload_encoded(
+        reader,
+        wire.len() as u64,
+        decode,
+        &remote,
+        temp.as_deref(),
+        mode,
+    )
+    .await?;
     Ok(wire.len() as u64)
 }
 
@@ -124,6 +209,30 @@ mod tests {
         let noise: Vec<u8> = (0..256u32)
             .flat_map(|i| sha2::Sha256::digest(i.to_le_bytes()).to_vec())
             .collect();
-        assert!(Payload::new(noise).gzip.is_none(), "incompressible bytes");
+        assert!(
+            Payload::new(noise.clone()).gzip.is_none(),
+            "incompressible bytes"
+        );
+
+        let cache = tempfile::tempdir().unwrap();
+        let dir = cache.path().join("gzip");
+        let first = Payload::cached(text.clone(), "aa", Some(&dir));
+        assert_eq!(std::fs::read(dir.join("aa.gz")).unwrap(), compressed);
+        // The second run takes the cached bytes, whatever they are.
+        std::fs::write(dir.join("aa.gz"), b"\x1f\x8bcached").unwrap();
+        let second = Payload::cached(text, "aa", Some(&dir));
+        assert_eq!(second.gzip.as_deref(), Some(&b"\x1f\x8bcached"[..]));
+        assert_eq!(first.bytes, second.bytes);
+        assert!(Payload::cached(noise.clone(), "bb", Some(&dir))
+            .gzip
+            .is_none());
+        assert!(
+            dir.join("bb.raw").is_file(),
+            "incompressible is remembered too"
+        );
+        for i in 0..CACHE_KEEP + 3 {
+            Payload::cached(noise.clone(), &format!("n{i}"), Some(&dir));
+        }
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), CACHE_KEEP);
     }
 }

@@ -23,7 +23,7 @@ use crate::artifacts::Artifact;
 use crate::inventory::{Arch, Host};
 use crate::output::Progress;
 use crate::remote::quote::{path, quote};
-use crate::remote::{self, Cmd, Conn};
+use crate::remote::{Cmd, Conn};
 
 /// From how many hosts needing a push `--relay auto` relays. Relaying costs two round trips
 /// more (start the seed's server, then fetch) and makes the other hosts wait for the seed's
@@ -63,155 +63,185 @@ pub struct Candidate<'a> {
     pub observed: &'a Observed,
 }
 
-/// What the relay did.
-#[derive(Default)]
-pub struct Outcome {
-    /// Per host, the artifacts (remote names) now in place, with a line for people each.
-    pub delivered: HashMap<String, Vec<(String, String)>>,
-    /// Bytes the controller sent per host (only the seed).
-    pub sent: HashMap<String, u64>,
-    /// Bytes hosts received from the seed.
-    pub relayed: HashMap<String, u64>,
-    /// Why hosts are pushed to directly after all.
-    pub fallbacks: Vec<String>,
+/// Who seeds, and what it lacks: its own orch-node first (its server runs it), then the rest.
+pub struct Choice<'c, 'a> {
+    pub seed: &'c Candidate<'a>,
+    first: Option<Artifact>,
+    rest: Vec<Artifact>,
 }
 
-/// Relays the pushes of `plans` from one seed among `candidates`; `node` is each
-/// architecture's orch-node (the seed serves with its own), `contents` every artifact to push.
-pub async fn distribute(
-    candidates: &[Candidate<'_>],
+/// Picks the seed among `candidates` for the pushes of `plans`, if any host can serve; `node`
+/// is each architecture's orch-node.
+pub fn choose<'c, 'a>(
+    candidates: &'c [Candidate<'a>],
     plans: &HashMap<String, Vec<Action>>,
     node: &HashMap<Arch, Artifact>,
-    contents: &HashMap<&str, Payload>,
-    bar: &Progress,
-    parallel: usize,
-) -> Outcome {
-    let mut out = Outcome::default();
-    let pushes = |name: &str| -> Vec<Artifact> {
-        plans.get(name).map_or(Vec::new(), |actions| {
-            actions
-                .iter()
-                .filter_map(|a| match a {
-                    Action::Push(a) => Some(a.clone()),
-                    _ => None,
-                })
-                .collect()
-        })
-    };
+) -> Option<Choice<'c, 'a>> {
     let mut all: BTreeMap<String, Artifact> = BTreeMap::new();
     for c in candidates {
-        for a in pushes(&c.host.name) {
+        for a in pushes(plans, &c.host.name) {
             all.insert(a.remote_name(), a);
         }
     }
-    let Some((seed, lacking)) = choose_seed(candidates, &all, node) else {
-        return out;
-    };
-    let seed_name = seed.host.name.clone();
-    let conn = match Conn::open(seed.host).await {
-        Ok(c) => c,
-        Err(e) => {
-            out.fallbacks
-                .push(format!("relay: seed {e}; pushing directly"));
-            return out;
-        }
-    };
-    let mut sent = 0;
-    for a in &lacking {
-        let payload = &contents[a.sha256.as_str()];
-        match push::push(&conn, &seed.host.orch_dir, a, payload, bar).await {
-            Ok(n) => {
-                sent += n;
-                out.delivered
-                    .entry(seed_name.clone())
-                    .or_default()
-                    .push((a.remote_name(), push_line(a, payload)));
-            }
-            Err(e) => {
-                out.fallbacks
-                    .push(format!("relay: seeding failed: {e}; pushing directly"));
-                out.sent.insert(seed_name, sent);
-                return out;
-            }
-        }
-    }
-    out.sent.insert(seed_name.clone(), sent);
-    let token = token();
-    let server = match Server::start(&conn, seed, &node[&seed.arch], &token).await {
-        Ok(s) => s,
-        Err(e) => {
-            out.fallbacks
-                .push(format!("relay: {seed_name}: {e}; pushing directly"));
-            return out;
-        }
-    };
-    let fetchers: Vec<&Host> = candidates
-        .iter()
-        .map(|c| c.host)
-        .filter(|h| h.name != seed_name && !pushes(&h.name).is_empty())
-        .collect();
-    let endpoints = endpoints(seed.host, server.port);
-    let scripts: HashMap<&str, String> = fetchers
-        .iter()
-        .map(|h| {
-            let list = pushes(&h.name);
-            (
-                h.name.as_str(),
-                fetch_script(&h.orch_dir, &endpoints, &token, &list),
-            )
-        })
-        .collect();
-    let scripts = &scripts;
-    let fetching = Progress::new("relay", fetchers.len());
-    let results = remote::each(&fetchers, parallel, &fetching, |conn| async move {
-        conn.run(&Cmd::script(&scripts[conn.host()])).await
+    let (seed, mut rest) = choose_seed(candidates, &all, node)?;
+    let own = &node[&seed.arch];
+    let first = rest.iter().position(|a| a == own).map(|i| rest.remove(i));
+    Some(Choice { seed, first, rest })
+}
+
+/// What a host is to push, by its plan.
+pub fn pushes(plans: &HashMap<String, Vec<Action>>, host: &str) -> Vec<Artifact> {
+    plans.get(host).map_or(Vec::new(), |actions| {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Push(a) => Some(a.clone()),
+                _ => None,
+            })
+            .collect()
     })
-    .await;
-    fetching.finish();
-    let served = server.stop().await;
-    for r in results {
-        let list = pushes(&r.host);
-        match r.result {
-            Ok(o) => {
-                let report = parse_report(&o.stdout);
-                for a in &list {
-                    match report.get(&a.remote_name()) {
-                        Some(Ok(())) => {
-                            bar.sent(contents[a.sha256.as_str()].wire_len());
-                            *out.relayed.entry(r.host.clone()).or_default() += a.len;
-                            let line = format!(
-                                "relay   {} ({}) from {seed_name}",
-                                a.name,
-                                super::human_bytes(a.len)
-                            );
-                            out.delivered
-                                .entry(r.host.clone())
-                                .or_default()
-                                .push((a.remote_name(), line));
-                        }
-                        Some(Err(why)) => out.fallbacks.push(format!(
-                            "{}: relay of {} from {seed_name} failed ({why}); pushing directly",
-                            r.host, a.name
-                        )),
-                        None => out.fallbacks.push(format!(
-                            "{}: relay of {} from {seed_name} did not happen ({}); pushing \
-                             directly",
-                            r.host,
-                            a.name,
-                            report_problem(&o.stdout, &o.stderr, o.status)
-                        )),
+}
+
+/// Artifacts now on a host (remote name, the line for its change list), with the bytes that
+/// cost: sent by the controller for the seed, fetched from the seed for the others.
+#[derive(Default)]
+pub struct Delivered {
+    pub artifacts: Vec<(String, String)>,
+    pub bytes: u64,
+}
+
+/// A relay under way: the seed's server runs, and the other hosts may fetch.
+pub struct Relay<'c> {
+    pub seed: String,
+    server: Server<'c>,
+    endpoints: Vec<(String, u16)>,
+    token: String,
+    /// What the seed received before its server started.
+    pub first: Delivered,
+}
+
+impl<'c> Relay<'c> {
+    /// Pushes the seed its own orch-node if it lacks it and starts its server; `conn` is the
+    /// seed's connection. An error says why there is no relay.
+    pub async fn start(
+        conn: &'c Conn,
+        choice: &Choice<'_, '_>,
+        node: &HashMap<Arch, Artifact>,
+        contents: &HashMap<&str, Payload>,
+        bar: &Progress,
+    ) -> Result<Relay<'c>, String> {
+        let seed = choice.seed;
+        let mut first = Delivered::default();
+        if let Some(a) = &choice.first {
+            let payload = &contents[a.sha256.as_str()];
+            first.bytes = push::push(conn, &seed.host.orch_dir, a, payload, false, bar)
+                .await
+                .map_err(|e| format!("relay: seeding failed: {e}; pushing directly"))?;
+            first
+                .artifacts
+                .push((a.remote_name(), push_line(a, payload)));
+        }
+        let token = token();
+        let server = Server::start(conn, seed, &node[&seed.arch], &token)
+            .await
+            .map_err(|e| format!("relay: {}: {e}; pushing directly", seed.host.name))?;
+        let endpoints = endpoints(seed.host, server.port);
+        Ok(Relay {
+            seed: seed.host.name.clone(),
+            server,
+            endpoints,
+            token,
+            first,
+        })
+    }
+
+    /// Pushes the seed the rest of what it lacks, each artifact where the server follows it as
+    /// it arrives; after a failure, tells the server that the rest will not come. Returns what
+    /// arrived and, on a failure, why the rest did not.
+    pub async fn seed_rest(
+        &self,
+        choice: &Choice<'_, '_>,
+        contents: &HashMap<&str, Payload>,
+        bar: &Progress,
+    ) -> (Delivered, Option<String>) {
+        let seed = choice.seed.host;
+        let conn = self.server.conn;
+        let mut done = Delivered::default();
+        for (i, a) in choice.rest.iter().enumerate() {
+            let payload = &contents[a.sha256.as_str()];
+            match push::push(conn, &seed.orch_dir, a, payload, true, bar).await {
+                Ok(n) => {
+                    done.bytes += n;
+                    done.artifacts
+                        .push((a.remote_name(), push_line(a, payload)));
+                }
+                Err(e) => {
+                    for lost in &choice.rest[i..] {
+                        self.server.give_up(&lost.remote_name()).await;
                     }
+                    return (done, Some(format!("relay: seeding failed: {e}")));
                 }
             }
-            Err(e) => out
-                .fallbacks
-                .push(format!("{}: relay failed ({e}); pushing directly", r.host)),
         }
+        (done, None)
     }
-    if let Err(e) = served {
-        out.fallbacks.push(format!("relay: {seed_name}: {e}"));
+
+    /// Has the host of `conn` fetch `list` from the seed. Returns what arrived, and a line per
+    /// artifact that did not (it is to be pushed directly).
+    pub async fn fetch(
+        &self,
+        conn: &Conn,
+        orch_dir: &str,
+        list: &[Artifact],
+        contents: &HashMap<&str, Payload>,
+        bar: &Progress,
+    ) -> (Delivered, Vec<String>) {
+        let (host, seed) = (conn.host(), &self.seed);
+        let script = fetch_script(orch_dir, &self.endpoints, &self.token, list);
+        let mut got = Delivered::default();
+        let mut fallbacks = Vec::new();
+        let out = match conn.run(&Cmd::script(&script)).await {
+            Ok(o) => o,
+            Err(e) => {
+                fallbacks.push(format!("{host}: relay failed ({e}); pushing directly"));
+                return (got, fallbacks);
+            }
+        };
+        let report = parse_report(&out.stdout);
+        for a in list {
+            match report.get(&a.remote_name()) {
+                Some(Ok(())) => {
+                    bar.sent(contents[a.sha256.as_str()].wire_len());
+                    got.bytes += a.len;
+                    let line = format!(
+                        "relay   {} ({}) from {seed}",
+                        a.name,
+                        super::human_bytes(a.len)
+                    );
+                    got.artifacts.push((a.remote_name(), line));
+                }
+                Some(Err(why)) => fallbacks.push(format!(
+                    "{host}: relay of {} from {seed} failed ({why}); pushing directly",
+                    a.name
+                )),
+                None => fallbacks.push(format!(
+                    "{host}: relay of {} from {seed} did not happen ({}); pushing directly",
+                    a.name,
+                    report_problem(&out.stdout, &out.stderr, out.status)
+                )),
+            }
+        }
+        (got, fallbacks)
     }
-    out
+
+    /// Stops the seed's server; its complaints are the error.
+    pub async fn stop(self) -> Result<(), String> {
+        let seed = self.seed.clone();
+        self.server
+            .stop()
+            .await
+            .map_err(|e| format!("relay: {seed}: {e}"))
+    }
 }
 
 /// The `push` line of a change list, with what went on the wire.
@@ -368,7 +398,10 @@ fn report_problem(stdout: &str, stderr: &str, status: ExitStatus) -> String {
 
 /// `orch-node relay-serve` running on the seed, as long as its stdin is open.
 struct Server<'c> {
+    conn: &'c Conn,
     child: openssh::Child<&'c openssh::Session>,
+    /// Its stdin: `gone NAME` lines, and closed to stop it.
+    stdin: tokio::sync::Mutex<Option<openssh::ChildStdin>>,
     port: u16,
 }
 
@@ -418,7 +451,15 @@ impl<'c> Server<'c> {
             .strip_prefix("port ")
             .and_then(|p| p.parse::<u16>().ok());
         match (read, port) {
-            (Ok(Ok(_)), Some(port)) => Ok(Server { child, port }),
+            (Ok(Ok(_)), Some(port)) => {
+                let stdin = tokio::sync::Mutex::new(child.stdin().take());
+                Ok(Server {
+                    conn,
+                    child,
+                    stdin,
+                    port,
+                })
+            }
             _ => {
                 let mut err = String::new();
                 if let Some(e) = child.stderr().as_mut() {
@@ -436,8 +477,16 @@ impl<'c> Server<'c> {
     }
 
     /// Closes the server's stdin, so it exits, and waits for it; its complaints are the error.
+    /// Tells the server that artifact `name` will not arrive, so requests for it end.
+    async fn give_up(&self, name: &str) {
+        if let Some(stdin) = self.stdin.lock().await.as_mut() {
+            let _ = stdin.write_all(format!("gone {name}\n").as_bytes()).await;
+            let _ = stdin.flush().await;
+        }
+    }
+
     async fn stop(mut self) -> Result<(), String> {
-        drop(self.child.stdin().take());
+        drop(self.stdin.into_inner());
         let mut err = String::new();
         if let Some(e) = self.child.stderr().as_mut() {
             let _ = tokio::time::timeout(Duration::from_secs(5), e.read_to_string(&mut err)).await;
