@@ -41,8 +41,9 @@ lab_up() {
 setup_run() {
     mkdir -p "$3"
     "$ORCH" -i "$1" setup --zookeeper "$TARBALL"
-    "$ORCH" -i "$1" run --scenario "$2" --results "$3/results" ||
-        echo "orch run exited with $?" >>"$3/status"
+    local rc=0
+    "$ORCH" -i "$1" run --scenario "$2" --results "$3/results" 2> >(tee "$3/run.log" >&2) || rc=$?
+    [ "$rc" = 0 ] || echo "orch run exited with $rc" >>"$3/status"
     {
         echo "kernel: $(uname -r)"
         echo "cpus: $(nproc)"

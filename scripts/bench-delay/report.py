@@ -85,7 +85,7 @@ def cell(run):
     if not os.path.exists(path):
         label = os.path.basename(run.rstrip("/"))
         name = label.split("-", 1)[1].rsplit("-rep", 1)[0]
-        why = "stopped before the end (no run.json; see orch run's output)"
+        why = REASONS.get(label, "stopped before the end (no run.json; see orch run's output)")
         d = os.path.join(run, "delays.json")
         if os.path.exists(d) and not all(p["ok"] for p in json.load(open(d))["pairs"]):
             why = "stopped: measured delays off by more than the tolerance (delays.txt)"
@@ -93,6 +93,21 @@ def cell(run):
     with open(path) as f:
         r = json.load(f)
     return ", ".join(f"{k}={v}" for k, v in r["matrix"]) or r["label"], r.get("failure")
+
+
+# Why a run failed, by label, from orch run's output (`error: run LABEL failed: REASON`).
+REASONS = {}
+
+
+def read_reasons(d):
+    for name in ("run.log", "guest.log"):
+        path = os.path.join(d, name)
+        if not os.path.exists(path):
+            continue
+        for line in open(path, errors="replace"):
+            if line.startswith("error: run ") and " failed: " in line:
+                label, why = line[len("error: run "):].split(" failed: ", 1)
+                REASONS[label] = why.strip().rstrip(":")
 
 
 def merged(hists):
@@ -158,7 +173,7 @@ def table(rs):
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rs:
         u, d, rd = r["update"], r["delays"], r["read"]
-        derr = f"{d[1]:.2f} / {d[2]:.2f} ms ({d[3]})" if d else "no delays"
+        derr = f"{d[1]:.2f} / {d[2]:.2f} ms ({d[3]})" if d else "-"
         pairs = str(d[0]) if d else "-"
         if u:
             ratio = f"{u['p99'] / u['p50']:.2f}" if u["p50"] else "-"
@@ -222,6 +237,12 @@ def reading(host, nosync, vm):
                 f"{e['update']['p50']} / {e['update']['p99']} ms; delay error (median vs "
                 f"declared RTT, mean over pairs) {n['delays'][1]:.2f} ms with netem, "
                 f"{e['delays'][1]:.2f} ms with the emulator.")
+    failed = [r for r in vm if r["failure"]]
+    if failed:
+        out.append(
+            f"- In the VM, {sum(r['failed'] for r in failed)} of {sum(r['runs'] for r in vm)} "
+            f"runs did not finish (the table says why), so netem and the emulator are compared "
+            f"only where both finished.")
     return "\n".join(out)
 
 
@@ -233,6 +254,8 @@ def main():
     ap.add_argument("nosync")
     ap.add_argument("vm")
     a = ap.parse_args()
+    for d in (a.host, a.nosync, a.vm):
+        read_reasons(d)
     host, nosync, vm = (rows(os.path.join(d, "results")) for d in (a.host, a.nosync, a.vm))
     print(f"""# Benchmark: delays by netem and by orch-node's emulator, and the YCSB tail
 
