@@ -293,10 +293,13 @@ pub async fn measure(hosts: &[(&Host, &Conn)], delays: &Delays) -> Result<Measur
             .map(|(h, _)| h.experiment_ip)
     };
     let runs = pairs(delays, ip_of)?.into_iter().map(|pair| async move {
-        let Some((_, conn)) = hosts.iter().find(|(h, _)| h.name == pair.from) else {
+        let Some((host, conn)) = hosts.iter().find(|(h, _)| h.name == pair.from) else {
             bail!("{}: no connection to measure delays from", pair.from);
         };
         let (argv, limit) = ping_argv(&pair, ping_count(&pair, tolerance));
+        // A host the inventory gives a long connect timeout (a slow link, a VM under TCG) gets
+        // that much longer to start the command and report back, on top of ping's own deadline.
+        let limit = limit + host.ssh.connect_timeout;
         let cmd = Cmd::new(&argv).privileged().timeout(Some(limit));
         let out = conn.run(&cmd).await?;
         let Some((sent, times)) = parse_ping(&out.stdout) else {
