@@ -15,6 +15,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use orch_analysis::elect::{self, Kill, Summary};
 use orch_common::agent::Agent;
+use orch_common::replica::Config;
 
 use super::hosts::must;
 use super::RunHost;
@@ -58,21 +59,29 @@ pub async fn restart(
     config.runtime_seconds = left.as_secs_f64().ceil().max(1.0) as u64;
     let log = format!("{}/replica-{id}.{n}.jsonl", rh.dir(label));
     config.event_log = Some(log.clone());
-    let text = config.to_file_text();
     let path = format!("{}/replica.{n}.yaml", rh.dir(label));
-    conn.upload(text.as_bytes(), text.len() as u64, &path, 0o644)
+    launch((conn, rh), label, &config, &path, id, "restart the replica").await?;
+    started.logs.lock().expect("not poisoned")[id].push(log);
+    Ok(())
+}
+
+/// Writes `config` to `path` on the host and starts replica `id` from it under `orch-node proc`.
+async fn launch(
+    (conn, rh): (&Conn, &RunHost),
+    label: &str,
+    config: &Config,
+    path: &str,
+    id: usize,
+    what: &str,
+) -> anyhow::Result<()> {
+    let text = config.to_file_text();
+    conn.upload(text.as_bytes(), text.len() as u64, path, 0o644)
         .await?;
     let argv = rh.agent(Agent::Elect {
         config: path.into(),
         id,
     });
-    must(
-        conn,
-        &rh.start(label, PROC, &BTreeMap::new(), &argv),
-        "restart the replica",
-    )
-    .await?;
-    started.logs.lock().expect("not poisoned")[id].push(log);
+    must(conn, &rh.start(label, PROC, &BTreeMap::new(), &argv), what).await?;
     Ok(())
 }
 
@@ -93,21 +102,10 @@ pub async fn start(
         config.event_log = Some(logs[id].clone());
         async move {
             let (conn, rh) = &conns[name];
-            let text = config.to_file_text();
             let path = format!("{}/replica.yaml", rh.dir(label));
-            conn.upload(text.as_bytes(), text.len() as u64, &path, 0o644)
-                .await?;
-            let argv = rh.agent(Agent::Elect {
-                config: path.into(),
-                id,
-            });
-            must(
-                conn,
-                &rh.start(label, PROC, &BTreeMap::new(), &argv),
-                "start replica",
-            )
-            .await
-            .with_context(|| format!("{name}: starting replica {id}"))
+            launch((conn, rh), label, &config, &path, id, "start replica")
+                .await
+                .with_context(|| format!("{name}: starting replica {id}"))
         }
     }))
     .await?;

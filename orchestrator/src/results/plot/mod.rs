@@ -358,25 +358,30 @@ mod tests {
         assert_eq!(parse_status(&mixed), vec![(10.0, 217.27)]);
     }
 
+    /// The x and width of the one fault window in `svg`.
+    fn fault_rect(svg: &str) -> (f64, f64) {
+        let rects: Vec<&str> = svg
+            .lines()
+            .filter(|l| l.contains("class=\"fault\""))
+            .collect();
+        assert_eq!(rects.len(), 1, "{svg}");
+        let attr = |name: &str| -> f64 {
+            let rest = rects[0].split(&format!(" {name}=\"")).nth(1).unwrap();
+            rest.split('"').next().unwrap().parse().unwrap()
+        };
+        (attr("x"), attr("width"))
+    }
+
     #[test]
     fn fault_windows_are_shaded_where_they_were() {
         let series = vec![vec![(0.0, 100.0), (30.0, 100.0), (60.0, 100.0)]];
         let plain = throughput_svg(&["r1"], &series, &[Vec::new()]);
         assert!(!plain.contains("class=\"fault\""));
         let shaded = throughput_svg(&["r1"], &series, &[vec![(20.0, 30.0)]]);
-        let rects: Vec<&str> = shaded
-            .lines()
-            .filter(|l| l.contains("class=\"fault\""))
-            .collect();
-        assert_eq!(rects.len(), 1, "{shaded}");
-        let attr = |name: &str| -> f64 {
-            let rest = rects[0].split(&format!(" {name}=\"")).nth(1).unwrap();
-            rest.split('"').next().unwrap().parse().unwrap()
-        };
         // The window is a sixth of the 0..60 s axis wide and starts a third of the way in.
-        let (x, width) = (attr("x"), attr("width"));
+        let (x, width) = fault_rect(&shaded);
         let axis = width * 6.0;
-        assert!((x - LEFT - axis / 3.0).abs() < 1.0, "{}", rects[0]);
+        assert!((x - LEFT - axis / 3.0).abs() < 1.0, "{shaded}");
     }
 
     #[test]
@@ -408,17 +413,8 @@ mod tests {
         assert!(!plain.contains("class=\"fault\""));
         let window = (20_000_000_000, 30_000_000_000);
         let shaded = elect::timeline_svg("t", &logs, &summary, &[window]);
-        let rects: Vec<&str> = shaded
-            .lines()
-            .filter(|l| l.contains("class=\"fault\""))
-            .collect();
-        assert_eq!(rects.len(), 1, "{shaded}");
-        let attr = |name: &str| -> f64 {
-            let rest = rects[0].split(&format!(" {name}=\"")).nth(1).unwrap();
-            rest.split('"').next().unwrap().parse().unwrap()
-        };
         // A sixth of the 0..60 s axis wide, a third of the way in.
-        let (x, width) = (attr("x"), attr("width"));
-        assert!((x - LEFT - width * 2.0).abs() < 1.0, "{}", rects[0]);
+        let (x, width) = fault_rect(&shaded);
+        assert!((x - LEFT - width * 2.0).abs() < 1.0, "{shaded}");
     }
 }
