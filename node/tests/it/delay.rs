@@ -259,9 +259,18 @@ fn normal_jitter_has_the_configured_mean_and_spread() {
     let rtts = pair.ping(300, "0.01");
     assert_eq!(rtts.len(), 300);
     let m = mean(&rtts);
-    let sd = (rtts.iter().map(|x| (x - m).powi(2)).sum::<f64>() / rtts.len() as f64).sqrt();
     assert!(close(m, 10.0 + base), "mean {m:.3}");
-    assert!((1.6..2.4).contains(&sd), "standard deviation {sd:.3}");
+    // The spread from the interquartile range (1.349 sd for a normal distribution): a busy
+    // host's scheduling stalls are rare outliers that inflate the sample's standard deviation
+    // (CI measured 2.42 for 2 ms) but hardly move its quartiles.
+    let mut sorted = rtts.clone();
+    sorted.sort_by(f64::total_cmp);
+    let iqr = sorted[3 * sorted.len() / 4] - sorted[sorted.len() / 4];
+    let sd = iqr / 1.349;
+    assert!(
+        (1.6..2.4).contains(&sd),
+        "standard deviation from the IQR {sd:.3}"
+    );
 }
 
 #[test]
