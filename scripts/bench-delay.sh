@@ -104,8 +104,14 @@ setup_run "$work/lab.yaml" scripts/bench-delay/tail-lab.yaml "$work/host-no-fsyn
 ;; esac
 case " $PARTS " in *" vm "*)
 echo "== VM on $image: scripts/bench-delay/methods-lab.yaml"
-# The host's setup above built orch-node into target/orch-artifacts; the VM sees this
-# filesystem, so its setup finds the build and starts no cargo.
+# The VM sees this filesystem, so its setup finds orch-node's build in target/orch-artifacts and
+# starts no cargo (the VM has no toolchain on its PATH, and building under TCG would take an
+# hour): a setup of a one-host lab here makes sure that build matches the sources.
+export ORCH_LAB_DIR=$state/lab
+trap '"$ORCH" lab down --name bdb >/dev/null 2>&1 || true; rm -rf "$state"' EXIT
+"$ORCH" lab up --hosts 1 --name bdb --net 10.193 -i "$state/build.yaml"
+"$ORCH" -i "$state/build.yaml" setup --zookeeper "$TARBALL"
+"$ORCH" lab down --name bdb
 mkdir -p "$work/vm"
 timeout 3000 vng -r "$image" --disable-kvm --force-9p --memory 4G --cpus 2 --empty-passwords \
     --rwdir "$work/vm" --exec "$root/scripts/bench-delay.sh --guest $ORCH $TARBALL $work/vm" \
