@@ -26,10 +26,7 @@ pub struct RunHost {
 impl RunHost {
     /// `host`'s view of run `run_id`, given its `$HOME`.
     pub fn new(host: &Host, home: &str, run_id: &str) -> RunHost {
-        let orch_dir = match host.orch_dir.strip_prefix("~/") {
-            Some(rest) => format!("{}/{rest}", home.trim_end_matches('/')),
-            None => host.orch_dir.clone(),
-        };
+        let orch_dir = crate::setup::absolute(&host.orch_dir, home);
         let orch_dir = orch_dir.trim_end_matches('/').to_string();
         RunHost {
             host: host.clone(),

@@ -23,7 +23,7 @@ use crate::inventory::{Arch, Host, Inventory, JavaPolicy, Role};
 use crate::output::{table, Progress};
 use crate::remote::{self, Cmd, RemoteError};
 
-pub use plan::{human_bytes, ARTIFACTS_RECORD};
+pub use plan::{absolute, human_bytes, ARTIFACTS_RECORD};
 
 /// What `orch setup` was asked to do.
 pub struct Options {

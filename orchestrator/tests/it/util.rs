@@ -199,10 +199,7 @@ impl DelayHosts {
             let cmd = orch::remote::Cmd::script("printf %s \"$HOME\"");
             let out = conn.run(&cmd).await.unwrap().stdout;
             let home = out.trim_end_matches('\n');
-            let dir = match h.orch_dir.strip_prefix("~/") {
-                Some(rest) => format!("{home}/{rest}"),
-                None => h.orch_dir.clone(),
-            };
+            let dir = orch::setup::absolute(&h.orch_dir, home);
             d.hosts.push((*h).clone());
             d.conns.push(conn);
             d.dirs.push(dir);
