@@ -221,15 +221,16 @@ fn netem_delays(lab: &Lab, i: usize) -> Vec<String> {
 fn netem_delays_are_applied_read_back_measured_and_removed() {
     let lab = slow_lab("knet", "10.151", 3);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (inventory, facts) = check(&rt, &lab);
-    for (host, f) in &facts {
+    let inventory = Inventory::load(&lab.inventory).unwrap();
+    let hosts: Vec<_> = inventory.hosts.iter().collect();
+    let on = rt.block_on(DelayHosts::connect(&hosts));
+    for (host, f) in on.facts() {
         assert!(
             f.netem.usable(),
             "{host}: needs a kernel with sch_netem, orch check says netem: {}",
             f.netem
         );
     }
-    let hosts: Vec<_> = inventory.hosts.iter().collect();
     let mut yaml = String::from("method: netem\npairs:\n");
     for (a, b, ms) in MATRIX {
         yaml.push_str(&format!(
@@ -246,7 +247,6 @@ fn netem_delays_are_applied_read_back_measured_and_removed() {
         .map(|i| on_host(&lab, i, &["tc", "qdisc", "show", "dev", "eth0"]))
         .collect();
 
-    let on = rt.block_on(DelayHosts::connect(&hosts));
     let applied = rt.block_on(delay::apply(&on.targets(), &delays)).unwrap();
     let report = applied.report();
     for i in 1..=3 {

@@ -221,4 +221,9 @@ impl DelayHosts {
     pub fn conns(&self) -> Vec<&orch::remote::Conn> {
         self.conns.iter().collect()
     }
+
+    /// Each host's name and the facts `connect` probed.
+    pub fn facts(&self) -> impl Iterator<Item = (&str, &orch::facts::Facts)> {
+        self.hosts.iter().map(|h| h.name.as_str()).zip(&self.facts)
+    }
 }
