@@ -13,6 +13,12 @@ use serde::{Deserialize, Serialize};
 pub const TABLE: &str = "orch_delay";
 /// First NFQUEUE number; rule `i` uses `QUEUE + i`.
 pub const QUEUE: u16 = 4200;
+/// The table of the emulator orch starts for a network fault (partition, loss, a delay spike):
+/// a second instance beside the scenario's delays, with its own table and queues, so both are in
+/// force at once (netfilter hands a packet the first instance released on to the second).
+pub const FAULT_TABLE: &str = "orch_fault";
+/// First NFQUEUE number of the fault emulator: above any scenario's `QUEUE + i`.
+pub const FAULT_QUEUE: u16 = 5200;
 /// Largest delay or jitter accepted, ms (a minute: anything longer is a typo).
 pub const MAX_MS: f64 = 60_000.0;
 
@@ -148,11 +154,12 @@ fn default_realtime_priority() -> u8 {
 }
 
 impl RuleFile {
-    /// The file orch writes: the shared table and queue, the other settings at their defaults.
-    pub fn new(rules: Vec<Rule>) -> RuleFile {
+    /// The file orch writes: `table` and `queue` ([`TABLE`] and [`QUEUE`] for the scenario's
+    /// delays, [`FAULT_TABLE`] and [`FAULT_QUEUE`] for a fault's), the rest at their defaults.
+    pub fn new(table: &str, queue: u16, rules: Vec<Rule>) -> RuleFile {
         RuleFile {
-            table: default_table(),
-            queue: default_queue(),
+            table: table.into(),
+            queue,
             limit: default_limit(),
             stats_secs: default_stats_secs(),
             realtime_priority: default_realtime_priority(),
@@ -331,7 +338,7 @@ mod tests {
             f,
             RuleFile {
                 rules: f.rules.clone(),
-                ..RuleFile::new(Vec::new())
+                ..RuleFile::new(TABLE, QUEUE, Vec::new())
             }
         );
         assert_eq!(f.rules[0].distribution, Distribution::Uniform);
@@ -345,14 +352,18 @@ mod tests {
 
     #[test]
     fn written_file_reads_back() {
-        let f = RuleFile::new(vec![Rule {
-            dst: "10.0.2.2".parse().unwrap(),
-            interface: None,
-            delay_ms: 5.0,
-            jitter_ms: 1.0,
-            distribution: Distribution::Paretonormal,
-            loss_pct: 0.5,
-        }]);
+        let f = RuleFile::new(
+            TABLE,
+            QUEUE,
+            vec![Rule {
+                dst: "10.0.2.2".parse().unwrap(),
+                interface: None,
+                delay_ms: 5.0,
+                jitter_ms: 1.0,
+                distribution: Distribution::Paretonormal,
+                loss_pct: 0.5,
+            }],
+        );
         let text = serde_json::to_string_pretty(&f).unwrap();
         assert!(!text.contains("interface"), "{text}");
         assert_eq!(RuleFile::parse(&text).unwrap(), f);
@@ -395,9 +406,9 @@ mod tests {
     #[test]
     fn read_back_matches_and_names_differences() {
         let shown: Shown = serde_json::from_str(SHOWN).unwrap();
-        let both = RuleFile::new(vec![rule("10.0.2.2"), rule("10.0.3.2")]);
+        let both = RuleFile::new(TABLE, QUEUE, vec![rule("10.0.2.2"), rule("10.0.3.2")]);
         assert!(shown.differences(&both, |i| i.to_string()).is_empty());
-        let one = RuleFile::new(vec![rule("10.0.3.2")]);
+        let one = RuleFile::new(TABLE, QUEUE, vec![rule("10.0.3.2")]);
         let wrong = shown.differences(&one, |_| "host3".into());
         assert_eq!(
             wrong,

@@ -1,18 +1,44 @@
 //! Delays with `orch-node delay`, for hosts whose kernel has no netem: the rule file it reads
 //! (the shared contract `orch_common::delay`), its start and stop as an `orch-node proc`
 //! record like every other process orch starts, and the check of what it installed (its
-//! `--show` read-back of the kernel's nftables table).
+//! `--show` read-back of the kernel's nftables table). Two instances may run on a host, one per
+//! [`Layer`]: the scenario's delays and a network fault's rules on top of them.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use orch_common::agent::{Agent, Proc};
-use orch_common::delay::{Rule, RuleFile, Shown};
+use orch_common::delay::{Rule, RuleFile, Shown, FAULT_QUEUE, FAULT_TABLE, QUEUE, TABLE};
 
 use super::spec::Egress;
 
-/// The `orch-node proc` record name of the emulator.
-pub const NAME: &str = "delay";
+/// Which emulator instance: each has its own folder (`<orch_dir>/<name>/`), `orch-node proc`
+/// record, nftables table and queues, so a fault's rules can come and go while the scenario's
+/// delays stay in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// The scenario's `delays:`, for the whole run.
+    Delays,
+    /// A network fault (partition, loss, delay spike), for its duration.
+    Fault,
+}
+
+impl Layer {
+    /// The folder and the `orch-node proc` record name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Delays => "delay",
+            Layer::Fault => "fault",
+        }
+    }
+
+    fn table(self) -> (&'static str, u16) {
+        match self {
+            Layer::Delays => (TABLE, QUEUE),
+            Layer::Fault => (FAULT_TABLE, FAULT_QUEUE),
+        }
+    }
+}
 /// Seconds between SIGTERM (the emulator deletes its table and releases held packets) and
 /// SIGKILL (the kernel deletes the owned table anyway).
 pub const GRACE_SECS: u64 = 3;
@@ -20,9 +46,10 @@ pub const GRACE_SECS: u64 = 3;
 /// exits fails at once, so this only bounds a slow start (TCG, a loaded host).
 pub const READY_WITHIN: Duration = Duration::from_secs(20);
 
-/// Where the emulator's files live on a host: `<orch_dir>/delay/`, its `orch-node proc`
-/// records and log in `<orch_dir>/delay/proc/`.
+/// Where an emulator's files live on a host: `<orch_dir>/<layer>/`, its `orch-node proc`
+/// records and log in `<orch_dir>/<layer>/proc/`.
 pub struct Paths {
+    pub layer: Layer,
     pub dir: String,
     pub rules: String,
     pub proc_dir: String,
@@ -40,20 +67,26 @@ pub fn hand_back_script(paths: &Paths) -> String {
 }
 
 impl Paths {
-    pub fn new(orch_dir: &str) -> Paths {
-        let dir = format!("{}/delay", orch_dir.trim_end_matches('/'));
+    pub fn new(orch_dir: &str, layer: Layer) -> Paths {
+        let name = layer.name();
+        let dir = format!("{}/{name}", orch_dir.trim_end_matches('/'));
         Paths {
+            layer,
             dir: dir.clone(),
             rules: format!("{dir}/rules.json"),
             proc_dir: format!("{dir}/proc"),
-            log: format!("{dir}/proc/{NAME}.log"),
+            log: format!("{dir}/proc/{name}.log"),
         }
     }
 }
 
-/// The rule file for a host's egress rules, in their order (rule `i` queues to `QUEUE + i`).
-pub fn rule_file(rules: &[&Egress]) -> RuleFile {
+/// The rule file for a host's egress rules, in their order (rule `i` queues to the layer's
+/// first queue + `i`).
+pub fn rule_file(rules: &[&Egress], layer: Layer) -> RuleFile {
+    let (table, queue) = layer.table();
     RuleFile::new(
+        table,
+        queue,
         rules
             .iter()
             .map(|r| Rule {
@@ -88,7 +121,7 @@ pub fn start(binary: &str, paths: &Paths) -> Vec<String> {
         Agent::Proc {
             command: Proc::Start {
                 dir: PathBuf::from(&paths.proc_dir),
-                name: NAME.into(),
+                name: paths.layer.name().into(),
                 cwd: None,
                 env: Vec::new(),
                 argv: delay,
@@ -142,8 +175,8 @@ pub fn parse_show(text: &str) -> Result<Shown, String> {
 }
 
 /// Compares the `--show` read-back with the host's rules; every difference, naming the peer.
-pub fn verify(rules: &[&Egress], shown: &Shown) -> Result<(), Vec<String>> {
-    let wrong = shown.differences(&rule_file(rules), |i| {
+pub fn verify(rules: &[&Egress], layer: Layer, shown: &Shown) -> Result<(), Vec<String>> {
+    let wrong = shown.differences(&rule_file(rules, layer), |i| {
         format!("{} ({})", rules[i].to, rules[i].dst)
     });
     if wrong.is_empty() {
@@ -180,9 +213,14 @@ mod tests {
     #[test]
     fn rule_file_is_the_shared_contract() {
         let r = [egress("host2", "10.0.2.2", Some("eth0"), 5.0)];
-        let text = rule_text(&rule_file(&r.iter().collect::<Vec<_>>()));
-        let back = RuleFile::parse(&text).unwrap();
-        assert_eq!(back.table, orch_common::delay::TABLE);
+        let r: Vec<&Egress> = r.iter().collect();
+        let back = RuleFile::parse(&rule_text(&rule_file(&r, Layer::Delays))).unwrap();
+        assert_eq!((back.table.as_str(), back.queue), (TABLE, QUEUE));
+        let fault = RuleFile::parse(&rule_text(&rule_file(&r, Layer::Fault))).unwrap();
+        assert_eq!(
+            (fault.table.as_str(), fault.queue),
+            (FAULT_TABLE, FAULT_QUEUE)
+        );
         assert_eq!(back.rules[0].dst.to_string(), "10.0.2.2");
         assert_eq!(back.rules[0].interface.as_deref(), Some("eth0"));
         assert_eq!(back.rules[0].delay_ms, 5.0);
@@ -190,7 +228,7 @@ mod tests {
 
     #[test]
     fn commands_go_through_proc() {
-        let p = Paths::new("/h/my orch/");
+        let p = Paths::new("/h/my orch/", Layer::Delays);
         assert_eq!(p.rules, "/h/my orch/delay/rules.json");
         let s = start("/opt/orch-node", &p);
         let want = [
@@ -213,6 +251,15 @@ mod tests {
             ["proc", "stop-all", "--dir"]
         );
         assert_eq!(show_command("/opt/orch-node", &p).last().unwrap(), "--show");
+        let f = Paths::new("/h/o", Layer::Fault);
+        assert_eq!(
+            (f.rules.as_str(), f.log.as_str()),
+            ("/h/o/fault/rules.json", "/h/o/fault/proc/fault.log")
+        );
+        assert_eq!(
+            start("/n", &f)[4..7],
+            ["/h/o/fault/proc", "--name", "fault"]
+        );
     }
 
     const SHOWN: &str = r#"{"installed":[{"family":"ip","owner":true,"rules":[
@@ -227,15 +274,19 @@ mod tests {
         ];
         let r: Vec<&Egress> = r.iter().collect();
         let shown = parse_show(SHOWN).unwrap();
-        verify(&r, &shown).unwrap();
-        let wrong = verify(&r[1..], &shown).unwrap_err();
+        verify(&r, Layer::Delays, &shown).unwrap();
+        assert!(
+            verify(&r, Layer::Fault, &shown).is_err(),
+            "another layer's table"
+        );
+        let wrong = verify(&r[1..], Layer::Delays, &shown).unwrap_err();
         assert!(
             wrong[0].contains("host3 (10.0.3.2): no rule queueing it to 4200"),
             "{wrong:?}"
         );
         assert!(wrong[1].contains("2 rules installed, 1 expected"));
         let none = parse_show(r#"{"installed":[],"table":"orch_delay"}"#).unwrap();
-        assert!(verify(&r, &none).unwrap_err()[0].contains("no nftables table"));
+        assert!(verify(&r, Layer::Delays, &none).unwrap_err()[0].contains("no nftables table"));
         assert!(parse_show("garbage").is_err());
         let log = "{\"event\":\"ready\"}\n{\"event\":\"exit\",\"held\":0}\nstopped\n";
         assert_eq!(exit_stats(log), Some("{\"event\":\"exit\",\"held\":0}"));

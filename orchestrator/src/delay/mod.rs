@@ -8,6 +8,7 @@ pub mod measure;
 mod netem;
 mod spec;
 
+pub use emulator::Layer;
 pub use spec::{DelaySpec, Delays, Distribution, Egress, InterfaceDelay, Link, Method, PairDelay};
 
 use std::collections::BTreeMap;
@@ -41,6 +42,8 @@ pub struct Target<'a> {
 #[derive(Debug)]
 pub struct AppliedDelays {
     hosts: Vec<Applied>,
+    /// What they are, for progress lines and errors: `delays` or `fault`.
+    what: String,
 }
 
 #[derive(Debug, Clone)]
@@ -60,20 +63,27 @@ enum Made {
         interfaces: Vec<(String, Option<String>)>,
     },
     /// `orch-node delay` running as this pid, an `orch-node proc` record under
-    /// `<orch_dir>/delay/proc`.
+    /// `<orch_dir>/<layer>/proc`.
     Emulator {
         binary: String,
         orch_dir: String,
         pid: u32,
+        layer: Layer,
     },
 }
 
+/// The method for one host's rules.
+#[derive(Debug, Clone, Copy)]
+enum How {
+    Netem,
+    Emulator(Layer),
+}
+
 impl Made {
-    async fn apply(t: &Target<'_>, rules: &[Egress], netem: bool) -> Result<Made, RemoteError> {
-        if netem {
-            apply_netem(t.conn, rules).await
-        } else {
-            apply_emulator(t.conn, t.orch_dir, rules).await
+    async fn apply(t: &Target<'_>, rules: &[Egress], how: How) -> Result<Made, RemoteError> {
+        match how {
+            How::Netem => apply_netem(t.conn, rules).await,
+            How::Emulator(layer) => apply_emulator(t.conn, t.orch_dir, rules, layer).await,
         }
     }
 
@@ -90,22 +100,56 @@ impl Made {
 /// fails, the delays already in place on the others are removed again before the error (naming
 /// every failed host) is returned.
 pub async fn apply(targets: &[Target<'_>], delays: &Delays) -> Result<AppliedDelays> {
-    let mut plan: Vec<(&Target, &[Egress], bool)> = Vec::new();
+    let mut plan = Vec::new();
     for (name, rules) in &delays.hosts {
-        let Some(t) = targets.iter().find(|t| &t.host.name == name) else {
-            bail!("{name}: has delays but is not among the hosts of this run");
+        let t = privileged(targets, name, "delays")?;
+        let how = match uses_netem(delays.method, name, t.facts)? {
+            true => How::Netem,
+            false => How::Emulator(Layer::Delays),
         };
-        if !t.facts.privileged() {
-            bail!(
-                "{name}: delays need root or passwordless sudo (sudo: {})",
-                t.facts.sudo
-            );
-        }
-        plan.push((t, rules, uses_netem(delays.method, name, t.facts)?));
+        plan.push((t, rules.as_slice(), how));
     }
-    let progress = Progress::new("delays", plan.len());
-    let results = futures::future::join_all(plan.iter().map(|(t, rules, netem)| async {
-        let made = Made::apply(t, rules, *netem).await;
+    apply_all(targets, plan, "delays").await
+}
+
+/// Puts a network fault's egress rules on the hosts (`hosts`: each with its rules), always with
+/// the emulator's [`Layer::Fault`], beside whatever delays the scenario has; verified like
+/// delays, undone with [`remove`], and by [`clear_fault`] after an interrupted run.
+pub async fn apply_fault(
+    targets: &[Target<'_>],
+    hosts: &[(String, Vec<Egress>)],
+) -> Result<AppliedDelays> {
+    let mut plan = Vec::new();
+    for (name, rules) in hosts {
+        let t = privileged(targets, name, "network faults")?;
+        plan.push((t, rules.as_slice(), How::Emulator(Layer::Fault)));
+    }
+    apply_all(targets, plan, "fault").await
+}
+
+/// The target called `name`, if it may change the network (root or passwordless sudo).
+fn privileged<'t, 'a>(targets: &'t [Target<'a>], name: &str, what: &str) -> Result<&'t Target<'a>> {
+    let Some(t) = targets.iter().find(|t| t.host.name == name) else {
+        bail!("{name}: has {what} but is not among the hosts of this run");
+    };
+    if !t.facts.privileged() {
+        bail!(
+            "{name}: {what} need root or passwordless sudo (sudo: {})",
+            t.facts.sudo
+        );
+    }
+    Ok(t)
+}
+
+/// Applies every host's rules of `plan` at once; on any failure removes what the others got.
+async fn apply_all(
+    targets: &[Target<'_>],
+    plan: Vec<(&Target<'_>, &[Egress], How)>,
+    label: &str,
+) -> Result<AppliedDelays> {
+    let progress = Progress::new(label, plan.len());
+    let results = futures::future::join_all(plan.iter().map(|(t, rules, how)| async {
+        let made = Made::apply(t, rules, *how).await;
         progress.tick(&t.host.name);
         made.map(|made| Applied {
             host: t.host.clone(),
@@ -115,7 +159,10 @@ pub async fn apply(targets: &[Target<'_>], delays: &Delays) -> Result<AppliedDel
     }))
     .await;
     progress.finish();
-    let mut applied = AppliedDelays { hosts: Vec::new() };
+    let mut applied = AppliedDelays {
+        hosts: Vec::new(),
+        what: label.to_string(),
+    };
     let mut failed = Vec::new();
     for r in results {
         match r {
@@ -129,7 +176,7 @@ pub async fn apply(targets: &[Target<'_>], delays: &Delays) -> Result<AppliedDel
     if let Err(e) = remove(applied, &targets.iter().map(|t| t.conn).collect::<Vec<_>>()).await {
         failed.push(format!("removing the delays of the other hosts: {e}"));
     }
-    bail!("applying delays failed:\n{}", failed.join("\n"))
+    bail!("applying {label} failed:\n{}", failed.join("\n"))
 }
 
 /// Whether host `name` gets netem: `auto` uses it where `orch check` found it (`yes`, or
@@ -153,12 +200,13 @@ pub fn uses_netem(method: Method, name: &str, facts: &Facts) -> Result<bool> {
 /// default root qdisc back. Tries every host even if some fail; the error names each one that
 /// did (a host without a connection among `conns` too).
 pub async fn remove(applied: AppliedDelays, conns: &[&Conn]) -> Result<()> {
-    let progress = Progress::new("remove delays", applied.hosts.len());
+    let what = applied.what;
+    let progress = Progress::new(&format!("remove {what}"), applied.hosts.len());
     let results = futures::future::join_all(applied.hosts.iter().map(|a| async {
         let done = match conns.iter().find(|c| c.host() == a.host.name) {
             Some(conn) => a.made.remove(conn).await.map_err(|e| e.to_string()),
             None => Err(format!(
-                "{}: no connection to remove its delays",
+                "{}: no connection to remove its {what}",
                 a.host.name
             )),
         };
@@ -171,8 +219,27 @@ pub async fn remove(applied: AppliedDelays, conns: &[&Conn]) -> Result<()> {
     if failed.is_empty() {
         Ok(())
     } else {
-        bail!("removing delays failed:\n{}", failed.join("\n"))
+        bail!("removing {what} failed:\n{}", failed.join("\n"))
     }
+}
+
+/// Stops a fault emulator that an interrupted run left on the host (its `orch-node proc`
+/// records under `<orch_dir>/fault/proc`) and checks that its table is gone: teardown's
+/// safety net, as the owner flag is the kernel's. Nothing to do where no fault ever ran.
+pub async fn clear_fault(conn: &Conn, orch_dir: &str) -> Result<(), RemoteError> {
+    let root = orch_dir.trim_end_matches('/');
+    let paths = emulator::Paths::new(root, Layer::Fault);
+    let ran = conn.run(&Cmd::new(&["test", "-e", &paths.rules])).await?;
+    if !ran.status.success() {
+        return Ok(());
+    }
+    let made = Made::Emulator {
+        binary: node_binary(root),
+        orch_dir: root.to_string(),
+        pid: 0,
+        layer: Layer::Fault,
+    };
+    remove_emulator(conn, &made).await
 }
 
 impl AppliedDelays {
@@ -380,19 +447,25 @@ async fn remove_netem(
     }
 }
 
+/// Where orch-node is on a host whose orch directory is `root`.
+fn node_binary(root: &str) -> String {
+    match std::env::var(NODE_BIN_ENV) {
+        Ok(b) if !b.is_empty() => b,
+        _ => format!("{root}/bin/orch-node"),
+    }
+}
+
 async fn apply_emulator(
     conn: &Conn,
     orch_dir: &str,
     rules: &[Egress],
+    layer: Layer,
 ) -> Result<Made, RemoteError> {
     let root = orch_dir.trim_end_matches('/');
-    let binary = match std::env::var(NODE_BIN_ENV) {
-        Ok(b) if !b.is_empty() => b,
-        _ => format!("{root}/bin/orch-node"),
-    };
-    let paths = emulator::Paths::new(root);
+    let binary = node_binary(root);
+    let paths = emulator::Paths::new(root, layer);
     let refs: Vec<&Egress> = rules.iter().collect();
-    let file = emulator::rule_text(&emulator::rule_file(&refs));
+    let file = emulator::rule_text(&emulator::rule_file(&refs, layer));
     conn.upload(file.as_bytes(), file.len() as u64, &paths.rules, 0o644)
         .await?;
     // An emulator an interrupted run left holds the queues: stop it first.
@@ -405,6 +478,7 @@ async fn apply_emulator(
         binary,
         orch_dir: root.to_string(),
         pid: out.trim().parse().unwrap_or(0),
+        layer,
     };
     if let Err(e) = wait_installed(conn, &made, &refs).await {
         let _ = remove_emulator(conn, &made).await;
@@ -420,12 +494,15 @@ async fn apply_emulator(
 /// read-back's differences after [`emulator::READY_WITHIN`].
 async fn wait_installed(conn: &Conn, made: &Made, rules: &[&Egress]) -> Result<(), RemoteError> {
     let Made::Emulator {
-        binary, orch_dir, ..
+        binary,
+        orch_dir,
+        layer,
+        ..
     } = made
     else {
         unreachable!("only the emulator is waited for")
     };
-    let paths = emulator::Paths::new(orch_dir);
+    let paths = emulator::Paths::new(orch_dir, *layer);
     let show = Cmd::new(&emulator::show_command(binary, &paths)).privileged();
     let status = Cmd::new(&emulator::status_command(binary, &paths)).privileged();
     let deadline = std::time::Instant::now() + emulator::READY_WITHIN;
@@ -436,7 +513,7 @@ async fn wait_installed(conn: &Conn, made: &Made, rules: &[&Egress]) -> Result<(
             Ok(text) => {
                 let shown = emulator::parse_show(&text)
                     .map_err(|e| failure(conn, "orch-node delay --show", e))?;
-                match emulator::verify(rules, &shown) {
+                match emulator::verify(rules, *layer, &shown) {
                     Ok(()) => return Ok(()),
                     Err(wrong) => wrong,
                 }
@@ -446,7 +523,7 @@ async fn wait_installed(conn: &Conn, made: &Made, rules: &[&Egress]) -> Result<(
         let rows = checked(conn, &status, "orch-node proc status").await?;
         let rows: Vec<StatusRow> = serde_json::from_str(&rows)
             .map_err(|e| failure(conn, "orch-node proc status --json", e.to_string()))?;
-        if !rows.iter().any(|r| r.name == emulator::NAME && r.alive) {
+        if !rows.iter().any(|r| r.name == layer.name() && r.alive) {
             return Err(failure(
                 conn,
                 "orch-node delay",
@@ -478,12 +555,15 @@ async fn log_tail(conn: &Conn, paths: &emulator::Paths) -> String {
 
 async fn remove_emulator(conn: &Conn, made: &Made) -> Result<(), RemoteError> {
     let Made::Emulator {
-        binary, orch_dir, ..
+        binary,
+        orch_dir,
+        layer,
+        ..
     } = made
     else {
         unreachable!("only the emulator is removed here")
     };
-    let paths = emulator::Paths::new(orch_dir);
+    let paths = emulator::Paths::new(orch_dir, *layer);
     let stop = Cmd::new(&emulator::stop(binary, &paths)).privileged();
     checked(conn, &stop, "orch-node proc stop-all (emulator)").await?;
     hand_back(conn, &paths).await?;

@@ -15,11 +15,15 @@ pub struct FaultRecord {
     /// Position of its entry in the scenario's `faults:` list.
     pub entry: usize,
     pub action: String,
-    /// The target as written (`zookeeper-leader`, a host name).
+    /// The target as written (`zookeeper-leader`, `minority`, a host name).
     pub target: String,
-    /// The host it resolved to when it fired.
-    pub host: Option<String>,
-    /// The `orch-node proc` record that was signalled (`zookeeper`, `replica`).
+    /// The hosts it resolved to when it fired (runs recorded before minorities existed wrote
+    /// one `host`).
+    #[serde(default, alias = "host", deserialize_with = "one_or_many")]
+    pub hosts: Vec<String>,
+    /// The `orch-node proc` record that was signalled (`zookeeper`, `replica`), or for a
+    /// network fault the fault emulator's (`fault`, under `<orch_dir>/fault/proc` on each host
+    /// that got rules).
     pub process: String,
     /// For a fault on an election replica: its id.
     #[serde(default)]
@@ -51,10 +55,31 @@ pub struct FaultRecord {
     /// it (the replicas' event logs), ms.
     #[serde(default)]
     pub detection_ms: Option<f64>,
-    /// How long after the undo (restart, SIGCONT) the target served again (`srvr`).
+    /// For faults that spare the ZooKeeper leader: from the start until every server hit had
+    /// stopped serving (`srvr`: a partitioned minority leaves the quorum), ms; `null` if one
+    /// served throughout.
+    #[serde(default)]
+    pub left_ms: Option<f64>,
+    /// How long after the undo (restart, SIGCONT, rules removed) every server hit served again
+    /// (`srvr`), or the replica knew a leader again.
     pub rejoined_ms: Option<f64>,
     /// Why the fault did not fire or was not undone, if so.
     pub error: Option<String>,
+}
+
+/// A list of hosts, or the single `host` (or `null`) of older records.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Hosts {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<Hosts>::deserialize(d)? {
+        None => Vec::new(),
+        Some(Hosts::One(h)) => vec![h],
+        Some(Hosts::Many(v)) => v,
+    })
 }
 
 /// Writes every record so far (the file is rewritten at each change, so an interrupted run
@@ -248,7 +273,7 @@ some stderr line
             entry: 0,
             action: "kill".into(),
             target: "zookeeper-leader".into(),
-            host: Some("h2".into()),
+            hosts: vec!["h2".into()],
             process: "zookeeper".into(),
             replica: None,
             leader_before: Some("h2".into()),
@@ -261,10 +286,18 @@ some stderr line
             write_server: Some("h1".into()),
             write_ms: Some(1020.0),
             detection_ms: None,
+            left_ms: Some(3000.0),
             rejoined_ms: None,
             error: None,
         };
         write(dir.path(), &[r.clone(), r.clone()]).unwrap();
-        assert_eq!(read(dir.path()).unwrap(), vec![r.clone(), r]);
+        assert_eq!(read(dir.path()).unwrap(), vec![r.clone(), r.clone()]);
+        // A record written before faults could hit several hosts names its one `host`.
+        let old = serde_json::to_string(&r)
+            .unwrap()
+            .replace(r#""hosts":["h2"]"#, r#""host":"h2""#);
+        assert!(old.contains(r#""host":"h2""#), "{old}");
+        std::fs::write(dir.path().join(FILE), format!("{old}\n")).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), vec![r]);
     }
 }

@@ -1,12 +1,15 @@
 //! The faults of a run (the nemesis): each fires at its time after `ycsb run` started (or,
-//! without a workload, after the replicas started), hits the ZooKeeper server or replica its
-//! target names at that instant (the leader as `srvr` says, or as the replicas' event logs
-//! say), and is undone after its duration: a killed server or replica is started again, a
-//! paused one continued. Signals go through `orch-node proc signal`, to exactly the recorded
-//! process group. A fault still in force when the run stops is undone by teardown: `proc stop`
-//! sends SIGCONT after SIGTERM, and a killed process has nothing left to stop.
+//! without a workload, after the replicas started), hits the ZooKeeper servers or replica its
+//! target names at that instant (the leader as `srvr` says, a minority of the servers, or the
+//! leader as the replicas' event logs say), and is undone after its duration: a killed server
+//! or replica is started again, a paused one continued, a network fault's rules removed.
+//! Signals go through `orch-node proc signal`, to exactly the recorded process group. A fault
+//! still in force when the run stops is undone by teardown: `proc stop` sends SIGCONT after
+//! SIGTERM, a killed process has nothing left to stop, and the fault emulator is stopped.
 
+mod network;
 mod replica;
+mod sides;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,10 +21,11 @@ use tokio::sync::oneshot;
 use super::election::{self, Started};
 use super::hosts::{must, RunHost};
 use super::zookeeper::{parse_mode, server_argv, socket_ip, Ensemble, FOURLW_TIMEOUT_MS};
+use crate::delay::AppliedDelays;
 use crate::inventory::Inventory;
 use crate::remote::{Cmd, Conn};
 use crate::results::faults::{self, FaultRecord};
-use crate::scenario::{ElectionPlan, Fault, FaultAction, FaultTarget};
+use crate::scenario::{ElectionPlan, Fault, FaultAction};
 
 /// The `orch-node proc` record of a ZooKeeper server (as `zookeeper::start` names it).
 const PROCESS: &str = "zookeeper";
@@ -39,8 +43,20 @@ pub struct Nemesis<'a> {
     pub replicas: Option<(&'a ElectionPlan, &'a Started)>,
     pub label: &'a str,
     pub conns: &'a BTreeMap<String, (Conn, RunHost)>,
+    /// The workload's client host and the servers it talks to, which a minority spares.
+    pub client_side: Vec<String>,
     /// The run's directory on the controller, for faults.jsonl.
     pub local: &'a Path,
+}
+
+/// What undoes a fault in force.
+enum Undo {
+    /// Start the killed process again.
+    Restart,
+    /// SIGCONT to the paused process.
+    Continue,
+    /// Remove the network fault's rules.
+    Heal(AppliedDelays),
 }
 
 impl Nemesis<'_> {
@@ -60,8 +76,10 @@ impl Nemesis<'_> {
                 entry: f.entry,
                 action: f.action.name().into(),
                 target: f.target.name(),
-                host: None,
-                process: if f.target.is_replica() {
+                hosts: Vec::new(),
+                process: if f.action.is_network() {
+                    crate::delay::Layer::Fault.name()
+                } else if f.target.is_replica() {
                     election::PROC
                 } else {
                     PROCESS
@@ -78,6 +96,7 @@ impl Nemesis<'_> {
                 write_server: None,
                 write_ms: None,
                 detection_ms: None,
+                left_ms: None,
                 rejoined_ms: None,
                 error: None,
             });
@@ -90,10 +109,14 @@ impl Nemesis<'_> {
                 records[i].error = Some(format!("{e:#}"));
             }
             let r = &records[i];
+            let hit = if r.hosts.is_empty() {
+                r.target.clone()
+            } else {
+                r.hosts.join(",")
+            };
             eprintln!(
-                "   fault {} {} at {:.1} s: {}",
+                "   fault {} {hit} at {:.1} s: {}",
                 r.action,
-                r.host.as_deref().unwrap_or(&r.target),
                 r.start_s.unwrap_or(f.at.as_secs_f64()),
                 match (&r.error, &r.new_leader, r.new_leader_ms) {
                     (Some(e), _, _) => format!("FAILED: {e}"),
@@ -116,7 +139,8 @@ impl Nemesis<'_> {
         }
     }
 
-    /// Resolves, fires, waits, undoes one fault, filling `records[i]` as it goes.
+    /// Resolves, fires, waits, undoes one fault on ZooKeeper servers, filling `records[i]` as
+    /// it goes.
     async fn one(
         &self,
         f: &Fault,
@@ -133,36 +157,27 @@ impl Nemesis<'_> {
             .find(|(_, m)| matches!(m.as_deref(), Some("leader" | "standalone")))
             .map(|(n, _)| n.clone());
         records[i].leader_before = leader.clone();
-        let host = match &f.target {
-            FaultTarget::ZookeeperLeader => leader.clone(),
-            FaultTarget::ZookeeperFollower => modes
-                .iter()
-                .find(|(_, m)| m.as_deref() == Some("follower"))
-                .map(|(n, _)| n.clone()),
-            FaultTarget::Host(h) => Some(h.clone()),
-            FaultTarget::ReplicaLeader | FaultTarget::ReplicaFollower => {
-                unreachable!("replica faults go to Nemesis::replica")
-            }
-        };
-        let Some(host) = host else {
+        let hit = sides::zookeeper_hosts(&f.target, &modes, &self.client_side);
+        if hit.is_empty() {
             anyhow::bail!(
                 "no server is {} now (srvr: {})",
                 f.target.name(),
                 show(&modes)
             );
-        };
-        records[i].host = Some(host.clone());
+        }
+        records[i].hosts = hit.clone();
         let fired = Instant::now();
-        let said = self.signal(&host, start_signal(f.action)).await?;
-        records[i].start_unix_ns = sent_at(&said);
+        let (undo, at_ns) = self.strike(f.action, &hit, PROCESS).await?;
+        records[i].start_unix_ns = at_ns;
         records[i].start_s = Some(fired.duration_since(t0).as_secs_f64());
         self.save(records);
 
         let end = fired + f.duration;
-        if leader.as_deref() == Some(host.as_str()) && ensemble.modes.len() > 1 {
+        let leader_hit = leader.as_ref().is_some_and(|l| hit.contains(l));
+        if leader_hit && hit.len() < ensemble.modes.len() {
             let (new, wrote) = tokio::join!(
-                self.new_leader(ensemble, &host, end),
-                self.first_write(ensemble, &host, end)
+                self.new_leader(ensemble, &hit, end),
+                self.first_write(ensemble, &hit, end)
             );
             if let Some((new, at)) = new {
                 records[i].new_leader = Some(new);
@@ -175,49 +190,146 @@ impl Nemesis<'_> {
                         .start_unix_ns
                         .map(|start| ns.saturating_sub(start) as f64 / 1e6);
                 }
-                Err(e) => eprintln!("   fault {} {host}: {e:#}", f.action.name()),
+                Err(e) => eprintln!("   fault {} {}: {e:#}", f.action.name(), hit.join(",")),
             }
             self.save(records);
-        }
-        tokio::time::sleep_until(end.into()).await;
-        match f.action {
-            FaultAction::Kill => self.restart(&host).await?,
-            FaultAction::Pause => {
-                self.signal(&host, "CONT").await?;
+        } else if !leader_hit {
+            if let Some(at) = self.stopped_serving(&hit, end).await {
+                records[i].left_ms = Some(at.duration_since(fired).as_secs_f64() * 1e3);
+                self.save(records);
             }
         }
+        tokio::time::sleep_until(end.into()).await;
+        let undone_ns = now_ns();
+        self.undo(undo, &hit, PROCESS).await?;
         let undone = Instant::now();
         records[i].end_s = Some(undone.duration_since(t0).as_secs_f64());
-        records[i].end_unix_ns = Some(now_ns());
+        records[i].end_unix_ns = Some(undone_ns);
         self.save(records);
         let rejoin_limit = undone + SETTLE_LIMIT;
+        let mut waiting = hit;
         loop {
-            let m = self.mode(&host).await;
-            if matches!(m.as_deref(), Some("leader" | "follower" | "standalone")) {
+            let serving = futures::future::join_all(waiting.iter().map(|h| self.mode(h))).await;
+            let mut modes = serving.into_iter();
+            waiting.retain(|_| {
+                let m = modes.next().flatten();
+                !matches!(m.as_deref(), Some("leader" | "follower" | "standalone"))
+            });
+            if waiting.is_empty() {
                 records[i].rejoined_ms = Some(undone.elapsed().as_secs_f64() * 1e3);
                 return Ok(());
             }
             if Instant::now() > rejoin_limit {
-                anyhow::bail!("{host} did not serve again within {SETTLE_LIMIT:?} of the undo");
+                anyhow::bail!(
+                    "{} did not serve again within {SETTLE_LIMIT:?} of the undo",
+                    waiting.join(", ")
+                );
             }
             tokio::time::sleep(POLL).await;
         }
     }
 
-    /// The first server other than `old` that calls itself leader while every other running
-    /// server calls itself follower, and when `srvr` said so; `None` if that did not happen
+    /// Puts `action` in force on the hosts `hit` (their `process`, for kill and pause); how to
+    /// undo it, and when it started (the hosts' clock: the first signal; the controller's for a
+    /// network fault, once its rules are verified). If a signal fails, the hosts already hit
+    /// are undone before the error returns.
+    async fn strike(
+        &self,
+        action: FaultAction,
+        hit: &[String],
+        process: &str,
+    ) -> anyhow::Result<(Undo, Option<u64>)> {
+        let (signal, undo) = match action {
+            FaultAction::Kill => ("KILL", Undo::Restart),
+            FaultAction::Pause => ("STOP", Undo::Continue),
+            FaultAction::Partition | FaultAction::Loss(_) | FaultAction::Delay(_) => {
+                let cut = self.cut(action, hit).await?;
+                return Ok((Undo::Heal(cut), Some(now_ns())));
+            }
+        };
+        let said =
+            futures::future::join_all(hit.iter().map(|h| self.signal_to(h, process, signal))).await;
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
+        let mut first = None::<u64>;
+        for (h, r) in hit.iter().zip(said) {
+            match r {
+                Ok(text) => {
+                    first = match (first, sent_at(&text)) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    done.push(h.clone());
+                }
+                Err(e) => failed.push(format!("{h}: {e:#}")),
+            }
+        }
+        if failed.is_empty() {
+            return Ok((undo, first));
+        }
+        if let Err(e) = self.undo(undo, &done, process).await {
+            failed.push(format!("undoing it on the others: {e:#}"));
+        }
+        anyhow::bail!("{}", failed.join("; "))
+    }
+
+    /// Undoes a fault on the hosts `hit`: every host is tried, the error names each that failed.
+    async fn undo(&self, undo: Undo, hit: &[String], process: &str) -> anyhow::Result<()> {
+        let results = match undo {
+            Undo::Heal(cut) => return self.heal(cut).await,
+            Undo::Restart => {
+                futures::future::join_all(hit.iter().map(|h| self.restart(h, process))).await
+            }
+            Undo::Continue => {
+                let said = futures::future::join_all(
+                    hit.iter().map(|h| self.signal_to(h, process, "CONT")),
+                )
+                .await;
+                said.into_iter().map(|r| r.map(|_| ())).collect()
+            }
+        };
+        let failed: Vec<String> = hit
+            .iter()
+            .zip(results)
+            .filter_map(|(h, r)| r.err().map(|e| format!("{h}: {e:#}")))
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("{}", failed.join("; "))
+        }
+    }
+
+    /// When every server of `hit` had stopped serving (`srvr` unanswered or refused), asked
+    /// until `limit`; `None` if one served throughout.
+    async fn stopped_serving(&self, hit: &[String], limit: Instant) -> Option<Instant> {
+        loop {
+            let modes = futures::future::join_all(hit.iter().map(|h| self.mode(h))).await;
+            let at = Instant::now();
+            if modes.iter().all(Option::is_none) {
+                return Some(at);
+            }
+            if at > limit {
+                return None;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The first server outside `hit` that calls itself leader while every other server
+    /// outside it calls itself follower, and when `srvr` said so; `None` if that did not happen
     /// before `limit` (the fault's end, or [`SETTLE_LIMIT`] if that is sooner).
     async fn new_leader(
         &self,
         ensemble: &Ensemble,
-        old: &str,
+        hit: &[String],
         limit: Instant,
     ) -> Option<(String, Instant)> {
         let limit = limit.min(Instant::now() + SETTLE_LIMIT);
         loop {
             let modes = self.modes(ensemble).await;
             let at = Instant::now();
-            let others: Vec<_> = modes.iter().filter(|(n, _)| n != old).collect();
+            let others: Vec<_> = modes.iter().filter(|(n, _)| !hit.contains(n)).collect();
             let leader = others
                 .iter()
                 .find(|(_, m)| m.as_deref() == Some("leader"))
@@ -235,16 +347,16 @@ impl Nemesis<'_> {
         }
     }
 
-    /// The first server other than `old` (inventory order), and when (its host's clock, Unix
-    /// ns) a write through it succeeded (`orch-node zk-write`, an attempt every 100 ms), before
+    /// The first server outside `hit` (inventory order), and when (its host's clock, Unix ns) a
+    /// write through it succeeded (`orch-node zk-write`, an attempt every 100 ms), before
     /// `limit` or [`SETTLE_LIMIT`].
     async fn first_write(
         &self,
         ensemble: &Ensemble,
-        old: &str,
+        hit: &[String],
         limit: Instant,
     ) -> anyhow::Result<(String, u64)> {
-        let Some((name, _)) = ensemble.ids.iter().find(|(n, _)| n != old) else {
+        let Some((name, _)) = ensemble.ids.iter().find(|(n, _)| !hit.contains(n)) else {
             anyhow::bail!("no other server to write through");
         };
         let (conn, rh) = &self.conns[name];
@@ -294,10 +406,6 @@ impl Nemesis<'_> {
             .and_then(|o| parse_mode(&o.stdout))
     }
 
-    async fn signal(&self, host: &str, signal: &str) -> anyhow::Result<String> {
-        self.signal_to(host, PROCESS, signal).await
-    }
-
     /// `orch-node proc signal` to the record `process` on `host`; what it printed.
     async fn signal_to(&self, host: &str, process: &str, signal: &str) -> anyhow::Result<String> {
         let (conn, rh) = &self.conns[host];
@@ -306,7 +414,10 @@ impl Nemesis<'_> {
     }
 
     /// Starts the killed server again, as `zookeeper::start` did (same configuration and data).
-    async fn restart(&self, host: &str) -> anyhow::Result<()> {
+    /// Only ZooKeeper servers are restarted here: a replica restarts with its own log
+    /// (`election::restart`), and replica faults hit one replica, so never get here.
+    async fn restart(&self, host: &str, process: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(process == PROCESS, "{host}: cannot restart {process} here");
         let (conn, rh) = &self.conns[host];
         let argv = server_argv(
             &format!("{}/zookeeper/current", rh.orch_dir),
@@ -348,14 +459,6 @@ pub fn add_election(
     }
     if let Err(e) = faults::write(local, records) {
         eprintln!("warning: {e:#}");
-    }
-}
-
-/// The signal for the start of a fault.
-fn start_signal(action: FaultAction) -> &'static str {
-    match action {
-        FaultAction::Kill => "KILL",
-        FaultAction::Pause => "STOP",
     }
 }
 

@@ -29,7 +29,7 @@ use crate::results::plot;
 use crate::results::record;
 use crate::results::report::{self, RunResult};
 use crate::results::store;
-use crate::scenario::{RunSpec, Scenario};
+use crate::scenario::{Connect, RunSpec, Scenario, WorkloadPlan};
 
 /// How to run.
 pub struct RunOptions {
@@ -77,11 +77,14 @@ pub async fn run(
         .iter()
         .filter(|h| names.contains(&h.name))
         .collect();
+    // Network faults put rules on every host of the run, which needs their facts too.
+    let network = network_faults(scenario);
     let delayed: BTreeSet<&str> = scenario
         .runs
         .iter()
         .filter_map(|r| r.delays.as_ref())
         .flat_map(|d| d.hosts.iter().map(|(n, _)| n.as_str()))
+        .chain(hosts.iter().filter(|_| network).map(|h| h.name.as_str()))
         .collect();
     let conns = connect(&hosts, &delayed, &run_id).await?;
 
@@ -114,7 +117,7 @@ pub async fn run(
                 Err(anyhow::anyhow!("interrupted (Ctrl-C)"))
             }
         };
-        let teardown = teardown::run(&label, &conns, delays).await;
+        let teardown = teardown::run(&label, &conns, delays, network).await;
         match (outcome, teardown) {
             (Ok(mut r), Ok(())) => {
                 let max_error_pct = spec.workload.as_ref().map_or(0.0, |w| w.max_error_pct);
@@ -208,7 +211,7 @@ fn resume_dir(
 /// Before an unfinished run is run again: stops whatever the interrupted attempt left running
 /// on the hosts, and moves its directory aside (its logs stay for `orch fetch-logs`).
 async fn set_aside(label: &str, conns: &BTreeMap<String, (Conn, RunHost)>) -> anyhow::Result<()> {
-    teardown::run(label, conns, None).await?;
+    teardown::run(label, conns, None, true).await?;
     let stamp = utc_stamp(std::time::SystemTime::now());
     futures::future::try_join_all(
         conns.values().map(|(conn, rh)| {
@@ -296,6 +299,14 @@ fn election_plots(dir: &store::RunDir, results: &[&RunResult]) -> anyhow::Result
         runs.push((r.label.clone(), logs, summary.clone(), windows));
     }
     plot::write_election_plots(&dir.path, &cells, &runs)
+}
+
+/// Whether any run has a partition, loss or delay fault (the fault emulator on its hosts).
+fn network_faults(scenario: &Scenario) -> bool {
+    scenario
+        .runs
+        .iter()
+        .any(|r| r.faults.iter().any(|f| f.action.is_network()))
 }
 
 /// Every host the scenario uses, in any run.
@@ -450,6 +461,7 @@ async fn one_run(
         replicas: replicas_ref,
         label,
         conns,
+        client_side: client_side(spec.workload.as_ref(), ensemble.as_ref()),
         local: &local,
     };
     let (outputs, mut fault_records) = match (&spec.workload, &ensemble, replicas_ref) {
@@ -499,6 +511,23 @@ async fn one_run(
         delays: measured,
         faults: fault_records,
     })
+}
+
+/// The workload's client host and the servers it connects to: the side a minority spares.
+fn client_side(
+    workload: Option<&WorkloadPlan>,
+    ensemble: Option<&zookeeper::Ensemble>,
+) -> Vec<String> {
+    let (Some(w), Some(e)) = (workload, ensemble) else {
+        return Vec::new();
+    };
+    let mut side = vec![w.client.clone()];
+    match &w.connect {
+        Connect::Leader => side.push(e.leader.clone()),
+        Connect::Host(h) => side.push(h.clone()),
+        Connect::All => side.extend(e.modes.iter().map(|(n, _)| n.clone())),
+    }
+    side
 }
 
 /// The workload with its faults beside it. A fault in progress when the workload ends is

@@ -1,11 +1,12 @@
 //! The `faults:` list: what to break during the workload, when, for how long and whom, in the
-//! manner of Jepsen's nemesis. A target is a role (the ZooKeeper leader or a follower, the
-//! replicas' leader or a follower), resolved only when the fault fires, or one named ZooKeeper
-//! server.
+//! manner of Jepsen's nemesis. A target is a role (the ZooKeeper leader or a follower, a
+//! minority or a majority of the servers, the replicas' leader or a follower), resolved only
+//! when the fault fires, or one named ZooKeeper server.
 //!
-//! This version runs `kill` (SIGKILL, restart after `duration_s`) and `pause` (SIGSTOP, SIGCONT
-//! after `duration_s`) against ZooKeeper servers and election replicas. The other actions and
-//! targets the issue names are refused here, at their line, rather than accepted and ignored.
+//! Actions: `kill` (SIGKILL, restart after `duration_s`), `pause` (SIGSTOP, SIGCONT after
+//! `duration_s`), and the network faults `partition` (no traffic between the target and every
+//! other host of the run, both ways), `loss` (`percent` of the target's packets to the other
+//! hosts dropped) and `delay` (`delay_ms` added to them), undone after `duration_s`.
 
 use std::time::Duration;
 
@@ -15,12 +16,10 @@ use serde_saphyr::Spanned;
 use super::check::Checker;
 use super::{ElectionPlan, ZookeeperPlan};
 
-/// Actions the issue names that this version does not run yet.
-const NOT_YET: &[&str] = &["partition", "loss", "delay"];
-/// Targets the issue names that this version does not resolve yet.
-const TARGETS_NOT_YET: &[&str] = &["minority", "majority"];
 /// The longest fault and the latest start, s.
 const MAX_S: u64 = 86_400;
+/// Every action, for error messages.
+const ACTIONS: &str = "kill, pause, partition, loss or delay";
 
 #[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
@@ -31,15 +30,25 @@ pub(super) struct RawFault {
     duration_s: Option<Spanned<f64>>,
     action: Spanned<String>,
     target: Spanned<String>,
+    /// For `loss`: the share of the target's packets dropped.
+    percent: Option<Spanned<f64>>,
+    /// For `delay`: the delay added to the target's packets, ms.
+    delay_ms: Option<Spanned<f64>>,
 }
 
 /// What a fault does to its target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FaultAction {
     /// SIGKILL to the process group; the server is started again after the duration.
     Kill,
     /// SIGSTOP, then SIGCONT after the duration.
     Pause,
+    /// No traffic between the target's hosts and the run's other hosts, both ways.
+    Partition,
+    /// This share (percent) of the packets the target's hosts send to the other hosts dropped.
+    Loss(f64),
+    /// This many ms added to the packets the target's hosts send to the other hosts.
+    Delay(f64),
 }
 
 impl FaultAction {
@@ -47,7 +56,15 @@ impl FaultAction {
         match self {
             FaultAction::Kill => "kill",
             FaultAction::Pause => "pause",
+            FaultAction::Partition => "partition",
+            FaultAction::Loss(_) => "loss",
+            FaultAction::Delay(_) => "delay",
         }
+    }
+
+    /// Whether it acts on the network (the fault emulator) rather than on a process.
+    pub fn is_network(self) -> bool {
+        !matches!(self, FaultAction::Kill | FaultAction::Pause)
     }
 }
 
@@ -64,6 +81,11 @@ pub enum FaultTarget {
     ReplicaLeader,
     /// The first replica (by id) that does not lead at that instant.
     ReplicaFollower,
+    /// ⌊(n−1)/2⌋ of the n ZooKeeper servers, chosen at that instant to keep the leader and the
+    /// workload's client (its host and the servers it talks to) on the other side if they can.
+    Minority,
+    /// The other ⌊n/2⌋+1 servers: the complement of [`FaultTarget::Minority`].
+    Majority,
 }
 
 impl FaultTarget {
@@ -74,6 +96,8 @@ impl FaultTarget {
             FaultTarget::Host(h) => h.clone(),
             FaultTarget::ReplicaLeader => "replica-leader".into(),
             FaultTarget::ReplicaFollower => "replica-follower".into(),
+            FaultTarget::Minority => "minority".into(),
+            FaultTarget::Majority => "majority".into(),
         }
     }
 
@@ -110,26 +134,7 @@ impl Checker<'_> {
         let mut out = Vec::new();
         for (i, f) in raw.iter().enumerate() {
             let field = |k: &str| format!("faults[{i}].{k}");
-            let action = match f.value.action.value.as_str() {
-                "kill" => Some(FaultAction::Kill),
-                "pause" => Some(FaultAction::Pause),
-                a if NOT_YET.contains(&a) => {
-                    self.problems.report(
-                        &f.value.action,
-                        &field("action"),
-                        format!("`{a}` is not supported by this orch yet; use kill or pause"),
-                    );
-                    None
-                }
-                a => {
-                    self.problems.report(
-                        &f.value.action,
-                        &field("action"),
-                        format!("`{a}`: expected kill or pause"),
-                    );
-                    None
-                }
-            };
+            let action = self.fault_action(&f.value, &field);
             let target = self.fault_target(&f.value.target, &field("target"), zookeeper, election);
             let seconds = |p: &mut Checker, v: &Option<Spanned<f64>>, k: &str, zero: bool| {
                 let v = v.as_ref()?;
@@ -151,7 +156,7 @@ impl Checker<'_> {
                 self.problems.report(
                     f,
                     &field("duration_s"),
-                    "missing: how long until the fault is undone (restart or SIGCONT), s",
+                    "missing: how long until the fault is undone (restart, SIGCONT, rules removed), s",
                 );
             }
             let count = match (&f.value.every_s, &f.value.count) {
@@ -228,6 +233,82 @@ impl Checker<'_> {
         (self.problems.len() == before).then_some(out)
     }
 
+    /// The action, with the one value `loss` and `delay` need and the others refuse.
+    fn fault_action(
+        &mut self,
+        f: &RawFault,
+        field: &dyn Fn(&str) -> String,
+    ) -> Option<FaultAction> {
+        let a = &f.action;
+        let (needs, action): (Option<&str>, Option<FaultAction>) = match a.value.as_str() {
+            "kill" => (None, Some(FaultAction::Kill)),
+            "pause" => (None, Some(FaultAction::Pause)),
+            "partition" => (None, Some(FaultAction::Partition)),
+            "loss" => (Some("percent"), None),
+            "delay" => (Some("delay_ms"), None),
+            other => {
+                self.problems.report(
+                    a,
+                    &field("action"),
+                    format!("`{other}`: expected {ACTIONS}"),
+                );
+                return None;
+            }
+        };
+        let mut ok = true;
+        for (key, value) in [("percent", &f.percent), ("delay_ms", &f.delay_ms)] {
+            if let (Some(v), false) = (value, needs == Some(key)) {
+                let with = if key == "percent" { "loss" } else { "delay" };
+                self.problems.report(
+                    v,
+                    &field(key),
+                    format!("only with `action: {with}`, not `{}`", a.value),
+                );
+                ok = false;
+            }
+        }
+        let action = match (needs, &f.percent, &f.delay_ms) {
+            (None, _, _) => action,
+            (Some("percent"), Some(p), _) => {
+                let fine = p.value.is_finite() && p.value > 0.0 && p.value <= 100.0;
+                if !fine {
+                    self.problems.report(
+                        p,
+                        &field("percent"),
+                        "must be more than 0 and at most 100",
+                    );
+                }
+                fine.then_some(FaultAction::Loss(p.value))
+            }
+            (Some("delay_ms"), _, Some(d)) => {
+                let fine = d.value > 0.0 && orch_common::delay::check_ms(d.value).is_ok();
+                if !fine {
+                    let max = orch_common::delay::MAX_MS;
+                    self.problems.report(
+                        d,
+                        &field("delay_ms"),
+                        format!("must be more than 0 and at most {max} ms"),
+                    );
+                }
+                fine.then_some(FaultAction::Delay(d.value))
+            }
+            (Some(key), _, _) => {
+                let what = if key == "percent" {
+                    "the share of the target's packets dropped, 0 to 100"
+                } else {
+                    "the delay added to the target's packets, ms"
+                };
+                self.problems.report(
+                    a,
+                    &field(key),
+                    format!("missing: `action: {}` needs `{key}`: {what}", a.value),
+                );
+                None
+            }
+        };
+        action.filter(|_| ok)
+    }
+
     fn fault_target(
         &mut self,
         t: &Spanned<String>,
@@ -265,7 +346,7 @@ impl Checker<'_> {
             self.problems.report(
                 t,
                 field,
-                "faults on ZooKeeper need a `zookeeper:` section (or use replica-leader, replica-follower with `election:`)",
+                "faults on ZooKeeper servers (their roles, a minority or majority of them, a server's name) need a `zookeeper:` section (or use replica-leader, replica-follower with `election:`)",
             );
             return None;
         };
@@ -277,21 +358,26 @@ impl Checker<'_> {
                 None
             }
             "zookeeper-follower" => Some(FaultTarget::ZookeeperFollower),
-            x if TARGETS_NOT_YET.contains(&x) => {
+            side @ ("minority" | "majority") if zk.servers.len() < 3 => {
                 self.problems.report(
                     t,
                     field,
-                    format!("`{x}` is not supported by this orch yet; use zookeeper-leader, zookeeper-follower, replica-leader, replica-follower or a server's name"),
+                    format!(
+                        "`{side}` needs at least 3 ZooKeeper servers (a minority of {} is none)",
+                        zk.servers.len()
+                    ),
                 );
                 None
             }
+            "minority" => Some(FaultTarget::Minority),
+            "majority" => Some(FaultTarget::Majority),
             name if zk.servers.iter().any(|s| s == name) => Some(FaultTarget::Host(name.into())),
             other => {
                 self.problems.report(
                     t,
                     field,
                     format!(
-                        "`{other}`: expected zookeeper-leader, zookeeper-follower, replica-leader, replica-follower or one of the servers ({})",
+                        "`{other}`: expected zookeeper-leader, zookeeper-follower, minority, majority, replica-leader, replica-follower or one of the servers ({})",
                         zk.servers.join(", ")
                     ),
                 );

@@ -1,8 +1,16 @@
-//! Faults during `orch run` on a 5-host lab: the shipped zk-leader-kill-lab scenario kills the
-//! server srvr calls leader 20 s into the workload and restarts it 10 s later. Needs root,
-//! Debian's zookeeper package and the musl target (.ci/run).
+//! Faults during `orch run` on a lab: the shipped zk-leader-kill-lab scenario kills the server
+//! srvr calls leader 20 s into the workload and restarts it 10 s later; zk-minority-partition-lab
+//! cuts a minority off during the workload; replica leaders are killed. Needs root, Debian's
+//! zookeeper package, nftables and the musl target (.ci/run).
 
 use crate::util::{leftovers, setup, text, workspace, write, Lab};
+
+/// `nft list tables` on every host, which must succeed: the fault emulator's table must be gone.
+fn fault_tables(lab: &Lab) -> String {
+    let out = lab.exec(&["--", "nft", "list", "tables"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
 
 #[test]
 fn zookeeper_leader_kill_is_recorded_measured_and_undone() {
@@ -28,7 +36,7 @@ fn zookeeper_leader_kill_is_recorded_measured_and_undone() {
     let f = &faults[0];
     // srvr verified host3 as leader at the start and again when the fault fired.
     assert_eq!(f["leader_before"], "host3", "{f}");
-    assert_eq!(f["host"], "host3", "{f}");
+    assert_eq!(f["hosts"], serde_json::json!(["host3"]), "{f}");
     assert_eq!(f["action"], "kill", "{f}");
     assert!(f["error"].is_null(), "{f}");
     let start = f["start_s"].as_f64().unwrap();
@@ -52,7 +60,7 @@ fn zookeeper_leader_kill_is_recorded_measured_and_undone() {
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(latest.join("summary.json")).unwrap()).unwrap();
     let s = &summary["runs"][0]["faults"][0];
-    assert_eq!(s["host"], "host3", "{s}");
+    assert_eq!(s["hosts"][0], "host3", "{s}");
     assert_eq!(s["new_leader_ms"].as_f64(), Some(ms), "{s}");
     assert_eq!(s["write_ms"].as_f64(), Some(write), "{s}");
     // One status line a second: the 10 s window and the 30 s after it are both covered.
@@ -67,20 +75,17 @@ fn zookeeper_leader_kill_is_recorded_measured_and_undone() {
     eprintln!("fault summary: {s}");
 
     assert_eq!(leftovers(&lab), "", "processes left on the hosts");
-    let rules = lab.exec(&[
-        "--",
-        "sh",
-        "-c",
-        "nft list ruleset 2>/dev/null | grep -c drop; tc qdisc show | grep -c netem; true",
-    ]);
-    assert!(rules.status.success(), "{}", text(&rules.stderr));
-    // Two counts per host (`host1: 0`), each 0 when nothing is left.
-    let counts = text(&rules.stdout);
+    let tables = fault_tables(&lab);
+    assert!(!tables.contains("orch_"), "tables left: {tables}");
+    let qdiscs = lab.exec(&["--", "sh", "-c", "tc qdisc show | grep -c netem; true"]);
+    assert!(qdiscs.status.success(), "{}", text(&qdiscs.stderr));
+    // One count per host (`host1: 0`), each 0 when nothing is left.
+    let counts = text(&qdiscs.stdout);
     let numbers: Vec<u32> = counts
         .lines()
         .filter_map(|l| l.split_whitespace().next_back()?.parse().ok())
         .collect();
-    assert_eq!(numbers, vec![0; 10], "drop rules or qdiscs left: {counts}");
+    assert_eq!(numbers, vec![0; 5], "qdiscs left: {counts}");
 }
 
 /// Three replicas, the leader killed three times, each restarted 2 s later; the phase goes on
@@ -124,16 +129,17 @@ fn replica_leader_kills_are_measured_from_the_signal_and_the_replica_rejoins() {
         assert!(f["error"].is_null(), "{f}");
         assert_eq!(f["process"], "replica", "{f}");
         // The leader when it fired was the one hit.
-        assert_eq!(f["host"], f["leader_before"], "{f}");
+        let host = &f["hosts"][0];
+        assert_eq!(host, &f["leader_before"], "{f}");
         let id = f["replica"].as_u64().unwrap();
-        assert_eq!(f["host"], format!("host{}", id + 1), "{f}");
+        assert_eq!(host, &format!("host{}", id + 1), "{f}");
         let detection = f["detection_ms"].as_f64().unwrap();
         let failover = f["new_leader_ms"].as_f64().unwrap();
         assert!(
             detection > 0.0 && detection <= failover && failover < 5000.0,
             "{f}"
         );
-        assert_ne!(f["new_leader"], f["host"], "{f}");
+        assert_ne!(&f["new_leader"], host, "{f}");
         assert!(f["rejoined_ms"].as_f64().is_some(), "{f}");
         // The analysis counted it from the signal's instant.
         let start = f["start_unix_ns"].as_u64().unwrap();
@@ -155,4 +161,52 @@ fn replica_leader_kills_are_measured_from_the_signal_and_the_replica_rejoins() {
     let n = header.iter().position(|h| *h == "failover_ms_n").unwrap();
     assert_eq!(row[n], "3", "{cells}");
     assert_eq!(leftovers(&lab), "", "processes left on the hosts");
+}
+
+#[test]
+fn a_partitioned_minority_leaves_the_workload_alone_and_rejoins() {
+    let lab = Lab::up("fc", "10.103", 5);
+    setup(&lab);
+    let results = lab.dir.path().join("results");
+    let out = lab.run(
+        &workspace("scenarios/zk-minority-partition-lab.yaml"),
+        &results,
+    );
+    let stderr = text(&out.stderr);
+    // max_error_pct is 0: a single failed operation would fail the run.
+    assert!(out.status.success(), "{stderr}");
+
+    let latest = results.join("zk-minority-partition-lab/latest");
+    let lines = std::fs::read_to_string(latest.join("r01-rep1/faults.jsonl")).unwrap();
+    let f: serde_json::Value = serde_json::from_str(lines.trim()).unwrap();
+    assert!(f["error"].is_null(), "{f}");
+    assert_eq!(f["action"], "partition", "{f}");
+    assert_eq!(f["process"], "fault", "{f}");
+    // The leader (host3) and the client's host (host1) stay on the majority side.
+    assert_eq!(f["leader_before"], "host3", "{f}");
+    assert_eq!(f["hosts"], serde_json::json!(["host2", "host4"]), "{f}");
+    // Cut off, the minority stopped serving; healed, it served again.
+    let left = f["left_ms"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("kept serving: {f}"));
+    assert!(left > 0.0 && left < 20_000.0, "{f}");
+    assert!(f["rejoined_ms"].as_f64().is_some(), "{f}");
+    assert!(
+        f["new_leader"].is_null(),
+        "no election on the majority side: {f}"
+    );
+
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(latest.join("summary.json")).unwrap()).unwrap();
+    let s = &summary["runs"][0]["faults"][0];
+    for window in ["during", "after"] {
+        assert_eq!(s[window]["errors"], 0, "{s}");
+        assert!(s[window]["ok"].as_u64().unwrap() > 0, "{s}");
+    }
+    assert!(s["during"]["intervals"].as_u64().unwrap() >= 8, "{s}");
+    eprintln!("fault summary: {s}");
+
+    assert_eq!(leftovers(&lab), "", "processes left on the hosts");
+    let tables = fault_tables(&lab);
+    assert!(!tables.contains("orch_"), "tables left: {tables}");
 }

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use orch_common::events::{Event, Record, Role};
 
-use super::{now_ns, sent_at, start_signal, Nemesis, POLL};
+use super::{now_ns, Nemesis, Undo, POLL};
 use crate::remote::quote;
 use crate::remote::Cmd;
 use crate::results::faults::FaultRecord;
 use crate::run::election::{self, Started};
 use crate::run::hosts::must;
-use crate::scenario::{ElectionPlan, Fault, FaultAction, FaultTarget};
+use crate::scenario::{ElectionPlan, Fault, FaultTarget};
 
 /// How long a fault waits for the replicas to have a leader (an election after the previous
 /// fault may still be going on).
@@ -42,25 +42,20 @@ impl Nemesis<'_> {
         let (leader, id) = self.resolve(plan, started, &f.target).await?;
         let host = &plan.hosts[id];
         records[i].leader_before = Some(plan.hosts[leader].clone());
-        records[i].host = Some(host.clone());
+        let hit = std::slice::from_ref(host);
+        records[i].hosts = hit.to_vec();
         records[i].replica = Some(id);
         let fired = Instant::now();
-        let said = self
-            .signal_to(host, election::PROC, start_signal(f.action))
-            .await?;
-        records[i].start_unix_ns = sent_at(&said);
+        let (undo, at_ns) = self.strike(f.action, hit, election::PROC).await?;
+        records[i].start_unix_ns = at_ns;
         records[i].start_s = Some(fired.duration_since(t0).as_secs_f64());
         self.save(records);
 
         tokio::time::sleep_until((fired + f.duration).into()).await;
         let undone_ns = now_ns();
-        match f.action {
-            FaultAction::Kill => {
-                election::restart(plan, started, id, self.label, self.conns).await?
-            }
-            FaultAction::Pause => {
-                self.signal_to(host, election::PROC, "CONT").await?;
-            }
+        match undo {
+            Undo::Restart => election::restart(plan, started, id, self.label, self.conns).await?,
+            other => self.undo(other, hit, election::PROC).await?,
         }
         let undone = Instant::now();
         records[i].end_s = Some(undone.duration_since(t0).as_secs_f64());

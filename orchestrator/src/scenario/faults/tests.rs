@@ -73,7 +73,10 @@ fn bad_fields_are_reported_at_their_line() {
         p[1].starts_with("s.yaml:9:") && p[1].contains("faults[0].action"),
         "{p:?}"
     );
-    assert!(p[1].contains("`explode`: expected kill or pause"), "{p:?}");
+    assert!(
+        p[1].contains("`explode`: expected kill, pause, partition, loss or delay"),
+        "{p:?}"
+    );
     assert!(
         p[2].starts_with("s.yaml:10:") && p[2].contains("node0, node1, node2"),
         "{p:?}"
@@ -81,11 +84,54 @@ fn bad_fields_are_reported_at_their_line() {
 }
 
 #[test]
-fn unsupported_actions_and_targets_are_refused_not_ignored() {
-    let p = problems("  - {at_s: 1, duration_s: 1, action: partition, target: minority}\n");
-    assert_eq!(p.len(), 2, "{p:?}");
-    assert!(p[0].contains("`partition` is not supported"), "{p:?}");
-    assert!(p[1].contains("`minority` is not supported"), "{p:?}");
+fn network_actions_take_their_one_value_and_sides_need_three_servers() {
+    let s = parse(
+        "  - {at_s: 1, duration_s: 5, action: partition, target: minority}\n  \
+         - {at_s: 10, duration_s: 2, action: loss, percent: 25, target: majority}\n  \
+         - {at_s: 20, duration_s: 2, action: delay, delay_ms: 40, target: zookeeper-leader}\n",
+    )
+    .unwrap();
+    let f = &s.runs[0].faults;
+    assert_eq!(
+        (f[0].action, f[0].target.clone()),
+        (FaultAction::Partition, FaultTarget::Minority)
+    );
+    assert_eq!(
+        (f[1].action, f[1].target.clone()),
+        (FaultAction::Loss(25.0), FaultTarget::Majority)
+    );
+    assert_eq!(f[2].action, FaultAction::Delay(40.0));
+    assert!(f.iter().all(|f| f.action.is_network()));
+    assert!(!FaultAction::Kill.is_network());
+
+    let p = problems(
+        "  - {at_s: 1, duration_s: 1, action: loss, target: node1}\n  \
+         - {at_s: 1, duration_s: 1, action: loss, percent: 120, target: node1}\n  \
+         - {at_s: 1, duration_s: 1, action: kill, delay_ms: 5, target: node1}\n",
+    );
+    assert_eq!(p.len(), 3, "{p:?}");
+    assert!(
+        p[0].starts_with("s.yaml:7:") && p[0].contains("faults[0].percent: missing"),
+        "{p:?}"
+    );
+    assert!(
+        p[1].contains("faults[1].percent") && p[1].contains("at most 100"),
+        "{p:?}"
+    );
+    assert!(
+        p[2].contains("faults[2].delay_ms") && p[2].contains("only with `action: delay`"),
+        "{p:?}"
+    );
+    let p = problems("  - {at_s: 1, duration_s: 1, action: delay, target: node1}\n");
+    assert!(p[0].contains("needs `delay_ms`"), "{p:?}");
+
+    let two = "name: f\nzookeeper: {servers: \"node0,node1\"}\nworkload: {client: node0}\nfaults:\n  - {at_s: 1, duration_s: 1, action: partition, target: minority}\n";
+    let e = Scenario::parse(two, Path::new("s.yaml"), &inventory()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("`minority` needs at least 3 ZooKeeper servers"),
+        "{e}"
+    );
 }
 
 #[test]
