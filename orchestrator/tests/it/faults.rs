@@ -210,3 +210,67 @@ fn a_partitioned_minority_leaves_the_workload_alone_and_rejoins() {
     let tables = fault_tables(&lab);
     assert!(!tables.contains("orch_"), "tables left: {tables}");
 }
+
+/// Three servers, host3 leads, the client on host1 talks to it. A 100 ms delay on the leader's
+/// packets, then all of host2's packets lost (a one-way cut: it must leave the quorum, which
+/// syncLimit x tickTime, 10 s, takes); neither may cost the client an operation.
+const DELAY_AND_LOSS: &str = "\
+name: delay-and-loss
+zookeeper: {servers: role:zookeeper, leader: host3}
+workload:
+  client: host1
+  connect: leader
+  workload: workloadb
+  properties:
+    recordcount: 100
+    operationcount: 100000000
+    maxexecutiontime: 40
+    status.interval: 1
+    readproportion: 0.1
+    updateproportion: 0.9
+faults:
+  - {at_s: 3, duration_s: 6, action: delay, delay_ms: 100, target: zookeeper-leader}
+  - {at_s: 12, duration_s: 14, action: loss, percent: 100, target: host2}
+";
+
+#[test]
+fn a_delay_slows_the_workload_and_total_loss_takes_a_follower_out() {
+    let lab = Lab::up("fd", "10.104", 3);
+    setup(&lab);
+    let scenario = write(lab.dir.path(), "delay-and-loss.yaml", DELAY_AND_LOSS);
+    let results = lab.dir.path().join("results");
+    let out = lab.run(&scenario, &results);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(results.join("delay-and-loss/latest/summary.json")).unwrap(),
+    )
+    .unwrap();
+    let faults = summary["runs"][0]["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    let (delay, loss) = (&faults[0], &faults[1]);
+    for f in faults {
+        assert!(f["error"].is_null(), "{f}");
+        assert_eq!(f["during"]["errors"], 0, "{f}");
+        assert!(f["rejoined_ms"].as_f64().is_some(), "{f}");
+    }
+    assert_eq!(delay["hosts"], serde_json::json!(["host3"]), "{delay}");
+    // Each reply to the client waits 100 ms more; after the loss has healed, none does.
+    let slow = delay["during"]["avg_latency_us"].as_f64().unwrap();
+    let fast = loss["after"]["avg_latency_us"].as_f64().unwrap();
+    assert!(
+        slow > 100_000.0 && fast < 50_000.0,
+        "{slow} µs, then {fast} µs"
+    );
+    // The leader kept serving through its delay; host2 left the quorum and came back.
+    assert!(delay["left_ms"].is_null(), "{delay}");
+    assert_eq!(loss["hosts"], serde_json::json!(["host2"]), "{loss}");
+    let left = loss["left_ms"].as_f64().unwrap_or_else(|| panic!("{loss}"));
+    assert!(left > 0.0 && left < 14_000.0, "{loss}");
+    eprintln!("{slow:.0} µs per operation during the delay, {fast:.0} µs after; host2 left after {left:.0} ms");
+
+    assert_eq!(leftovers(&lab), "", "processes left on the hosts");
+    let tables = fault_tables(&lab);
+    assert!(!tables.contains("orch_"), "tables left: {tables}");
+}
