@@ -274,3 +274,55 @@ fn a_delay_slows_the_workload_and_total_loss_takes_a_follower_out() {
     let tables = fault_tables(&lab);
     assert!(!tables.contains("orch_"), "tables left: {tables}");
 }
+
+/// Three replicas; their leader is cut off from the other two for 4 s, then healed.
+const REPLICA_PARTITION: &str = "\
+name: replica-partition
+election:
+  hosts: role:replica
+  duration_s: 25
+  config: {fdMode: raft}
+faults:
+  - {at_s: 6, duration_s: 4, action: partition, target: replica-leader}
+";
+
+#[test]
+fn a_partitioned_replica_leader_is_replaced_and_rejoins() {
+    let lab = Lab::up("fe", "10.105", 3);
+    setup(&lab);
+    let scenario = write(lab.dir.path(), "replica-partition.yaml", REPLICA_PARTITION);
+    let results = lab.dir.path().join("results");
+    let out = lab.run(&scenario, &results);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+
+    let latest = results.join("replica-partition/latest");
+    let lines = std::fs::read_to_string(latest.join("r01-rep1/faults.jsonl")).unwrap();
+    let f: serde_json::Value = serde_json::from_str(lines.trim()).unwrap();
+    assert!(f["error"].is_null(), "{f}");
+    assert_eq!(
+        (&f["action"], &f["process"]),
+        (&"partition".into(), &"fault".into()),
+        "{f}"
+    );
+    assert_eq!(f["hosts"][0], f["leader_before"], "{f}");
+    assert!(f["rejoined_ms"].as_f64().is_some(), "{f}");
+    // The other two elected a leader of their own while it was cut off.
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(latest.join("summary.json")).unwrap()).unwrap();
+    let terms = summary["runs"][0]["election"]["leaders"]
+        .as_array()
+        .unwrap();
+    let cut = f["replica"].as_u64().unwrap();
+    assert!(
+        terms.iter().any(|t| t["leaders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_u64() != Some(cut))),
+        "only replica {cut} ever led: {terms:?}"
+    );
+    assert_eq!(leftovers(&lab), "", "processes left on the hosts");
+    let tables = fault_tables(&lab);
+    assert!(!tables.contains("orch_"), "tables left: {tables}");
+}
