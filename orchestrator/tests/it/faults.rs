@@ -3,7 +3,10 @@
 //! cuts a minority off during the workload; replica leaders are killed. Needs root, Debian's
 //! zookeeper package, nftables and the musl target (.ci/run).
 
-use crate::util::{leftovers, setup, text, workspace, write, Lab};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{leftovers, setup, text, workspace, write, Lab, ORCH};
 
 /// `nft list tables` on every host, which must succeed: the fault emulator's table must be gone.
 fn fault_tables(lab: &Lab) -> String {
@@ -325,4 +328,58 @@ fn a_partitioned_replica_leader_is_replaced_and_rejoins() {
     assert_eq!(leftovers(&lab), "", "processes left on the hosts");
     let tables = fault_tables(&lab);
     assert!(!tables.contains("orch_"), "tables left: {tables}");
+}
+
+/// host2 cut off 2 s into a long workload, for far longer than the test waits.
+const LONG_PARTITION: &str = "\
+name: long-partition
+zookeeper: {servers: role:zookeeper, leader: host3}
+workload:
+  client: host1
+  connect: leader
+  max_error_pct: 100
+  properties: {recordcount: 100, operationcount: 100000000}
+faults:
+  - {at_s: 2, duration_s: 600, action: partition, target: host2}
+";
+
+#[test]
+fn ctrl_c_during_a_partition_removes_its_rules() {
+    let lab = Lab::up("ff", "10.106", 3);
+    setup(&lab);
+    let scenario = write(lab.dir.path(), "long-partition.yaml", LONG_PARTITION);
+    let mut child = Command::new(ORCH)
+        .args(["-i", lab.inventory.to_str().unwrap(), "run", "--scenario"])
+        .arg(&scenario)
+        .arg("--results")
+        .arg(lab.dir.path().join("results"))
+        .env("ORCH_LAB_DIR", lab.dir.path().join("state"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // In force once host2 and the two others hold the fault emulator's table.
+    let started = Instant::now();
+    loop {
+        let tables = fault_tables(&lab);
+        if tables.matches("orch_fault").count() == 3 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120) && child.try_wait().unwrap().is_none(),
+            "the partition never came: {tables}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("interrupted (Ctrl-C)"), "{stderr}");
+    assert_eq!(leftovers(&lab), "", "processes left after Ctrl-C");
+    let tables = fault_tables(&lab);
+    assert!(
+        !tables.contains("orch_"),
+        "tables left after Ctrl-C: {tables}"
+    );
 }
