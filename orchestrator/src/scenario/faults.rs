@@ -75,8 +75,9 @@ pub enum FaultTarget {
     ZookeeperLeader,
     /// A server `srvr` calls follower at that instant (the first in inventory order).
     ZookeeperFollower,
-    /// One named ZooKeeper server.
-    Host(String),
+    /// ZooKeeper servers named by a host selection (`host2`, `host1,host4`, `role:witness`),
+    /// as written and as resolved.
+    Hosts { spec: String, hosts: Vec<String> },
     /// The replica that leads the latest term in the replicas' event logs at that instant.
     ReplicaLeader,
     /// The first replica (by id) that does not lead at that instant.
@@ -93,7 +94,7 @@ impl FaultTarget {
         match self {
             FaultTarget::ZookeeperLeader => "zookeeper-leader".into(),
             FaultTarget::ZookeeperFollower => "zookeeper-follower".into(),
-            FaultTarget::Host(h) => h.clone(),
+            FaultTarget::Hosts { spec, .. } => spec.clone(),
             FaultTarget::ReplicaLeader => "replica-leader".into(),
             FaultTarget::ReplicaFollower => "replica-follower".into(),
             FaultTarget::Minority => "minority".into(),
@@ -371,18 +372,43 @@ impl Checker<'_> {
             }
             "minority" => Some(FaultTarget::Minority),
             "majority" => Some(FaultTarget::Majority),
-            name if zk.servers.iter().any(|s| s == name) => Some(FaultTarget::Host(name.into())),
-            other => {
-                self.problems.report(
-                    t,
-                    field,
-                    format!(
-                        "`{other}`: expected zookeeper-leader, zookeeper-follower, minority, majority, replica-leader, replica-follower or one of the servers ({})",
-                        zk.servers.join(", ")
-                    ),
-                );
-                None
-            }
+            spec => match self.inventory.select(Some(spec)) {
+                Ok(hosts) => {
+                    let hosts: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+                    let strays: Vec<&str> = hosts
+                        .iter()
+                        .filter(|h| !zk.servers.contains(h))
+                        .map(String::as_str)
+                        .collect();
+                    if strays.is_empty() {
+                        return Some(FaultTarget::Hosts {
+                            spec: spec.into(),
+                            hosts,
+                        });
+                    }
+                    self.problems.report(
+                        t,
+                        field,
+                        format!(
+                            "`{spec}` selects {}, not among the ZooKeeper servers ({})",
+                            strays.join(", "),
+                            zk.servers.join(", ")
+                        ),
+                    );
+                    None
+                }
+                Err(e) => {
+                    self.problems.report(
+                        t,
+                        field,
+                        format!(
+                            "`{spec}`: expected zookeeper-leader, zookeeper-follower, minority, majority, replica-leader, replica-follower or servers by name or role ({}): {e}",
+                            zk.servers.join(", ")
+                        ),
+                    );
+                    None
+                }
+            },
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Which ZooKeeper servers a fault hits, from what `srvr` says at the instant it fires: the
-//! leader, a follower, one named server, or a minority or majority of the ensemble.
+//! leader, a follower, servers by name or role, or a minority or majority of the ensemble.
 //!
 //! The minority is chosen to leave the leader and the workload's client (its host and the
 //! servers it talks to) on the other side when there are enough other servers, so a partition
@@ -28,7 +28,7 @@ pub fn zookeeper_hosts(
             .map(|(n, _)| n.clone())
             .into_iter()
             .collect(),
-        FaultTarget::Host(h) => vec![h.clone()],
+        FaultTarget::Hosts { hosts, .. } => hosts.clone(),
         FaultTarget::Minority | FaultTarget::Majority => {
             let minority = minority(modes, leader, client_side);
             let side = |n: &String| minority.contains(n) == (*target == FaultTarget::Minority);
@@ -115,7 +115,13 @@ mod tests {
         let electing: Vec<(String, Option<String>)> =
             m.iter().map(|(n, _)| (n.clone(), None)).collect();
         assert!(zookeeper_hosts(&FaultTarget::ZookeeperLeader, &electing, &[]).is_empty());
-        let host = FaultTarget::Host("host3".into());
-        assert_eq!(zookeeper_hosts(&host, &electing, &[]), names(&["host3"]));
+        let hosts = FaultTarget::Hosts {
+            spec: "host3,host1".into(),
+            hosts: names(&["host1", "host3"]),
+        };
+        assert_eq!(
+            zookeeper_hosts(&hosts, &electing, &[]),
+            names(&["host1", "host3"])
+        );
     }
 }

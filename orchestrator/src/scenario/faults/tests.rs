@@ -55,7 +55,13 @@ fn at_and_every_expand_into_firings_in_order() {
     let at: Vec<f64> = f.iter().map(|f| f.at.as_secs_f64()).collect();
     assert_eq!(at, [10.0, 15.0, 20.0, 30.0]);
     assert_eq!(f[1].action, FaultAction::Pause);
-    assert_eq!(f[1].target, FaultTarget::Host("node1".into()));
+    assert_eq!(
+        f[1].target,
+        FaultTarget::Hosts {
+            spec: "node1".into(),
+            hosts: vec!["node1".into()]
+        }
+    );
     assert_eq!(f[1].duration, Duration::from_millis(1500));
     assert_eq!((f[0].entry, f[1].entry, f[3].entry), (0, 1, 0));
     assert_eq!(f[0].target, FaultTarget::ZookeeperLeader);
@@ -125,11 +131,32 @@ fn network_actions_take_their_one_value_and_sides_need_three_servers() {
     let p = problems("  - {at_s: 1, duration_s: 1, action: delay, target: node1}\n");
     assert!(p[0].contains("needs `delay_ms`"), "{p:?}");
 
-    let two = "name: f\nzookeeper: {servers: \"node0,node1\"}\nworkload: {client: node0}\nfaults:\n  - {at_s: 1, duration_s: 1, action: partition, target: minority}\n";
+    let two = "name: f\nzookeeper: {servers: \"node0,node1\"}\nworkload: {client: node0, connect: all}\nfaults:\n  - {at_s: 1, duration_s: 1, action: partition, target: minority}\n";
     let e = Scenario::parse(two, Path::new("s.yaml"), &inventory()).unwrap_err();
     assert!(
         e.to_string()
             .contains("`minority` needs at least 3 ZooKeeper servers"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_host_selection_targets_zookeeper_servers_only() {
+    let s =
+        parse("  - {at_s: 1, duration_s: 1, action: pause, target: \"role:zookeeper\"}\n").unwrap();
+    let FaultTarget::Hosts { spec, hosts } = &s.runs[0].faults[0].target else {
+        panic!("{:?}", s.runs[0].faults[0].target);
+    };
+    assert_eq!((spec.as_str(), hosts.len()), ("role:zookeeper", 3));
+    let text = "name: f\nzookeeper: {servers: \"node0,node1,node2\"}\nworkload: {client: node0, connect: all}\nfaults:\n  - {at_s: 1, duration_s: 1, action: partition, target: \"node1,node0\"}\n";
+    let s = Scenario::parse(text, Path::new("s.yaml"), &inventory()).unwrap();
+    assert_eq!(s.runs[0].faults[0].target.name(), "node1,node0");
+    let two = "name: f\nzookeeper: {servers: \"node0,node1\"}\nworkload: {client: node0, connect: all}\nfaults:\n  - {at_s: 1, duration_s: 1, action: kill, target: \"node1,node2\"}\n";
+    let e = Scenario::parse(two, Path::new("s.yaml"), &inventory()).unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "`node1,node2` selects node2, not among the ZooKeeper servers (node0, node1)"
+        ),
         "{e}"
     );
 }
