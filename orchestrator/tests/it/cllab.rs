@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::util::{self, setup, text, workspace, Lab, ORCH};
@@ -234,16 +234,7 @@ fn slowed_only_on_the_experiment_network(lab: &Lab) {
          recordcount: 100\n    operationcount: 100000000\n",
     )
     .unwrap();
-    let mut child = Command::new(ORCH)
-        .args(["-i", lab.inventory.to_str().unwrap(), "run", "--scenario"])
-        .arg(&scenario)
-        .arg("--results")
-        .arg(lab.dir.path().join("results"))
-        .env("ORCH_LAB_DIR", lab.dir.path().join("state"))
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = lab.spawn_run(&scenario, &lab.dir.path().join("results"));
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
     let started = Instant::now();

@@ -3,10 +3,9 @@
 //! cuts a minority off during the workload; replica leaders are killed. Needs root, Debian's
 //! zookeeper package, nftables and the musl target (.ci/run).
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{leftovers, setup, text, workspace, write, Lab, ORCH};
+use crate::util::{leftovers, setup, text, workspace, write, Lab};
 
 /// `nft list tables` on every host, which must succeed: the fault emulator's table must be gone.
 fn fault_tables(lab: &Lab) -> String {
@@ -108,23 +107,16 @@ faults:
 fn replica_leader_kills_are_measured_from_the_signal_and_the_replica_rejoins() {
     let lab = Lab::up("fb", "10.102", 3);
     setup(&lab);
-    let scenario = write(lab.dir.path(), "replica-kill.yaml", REPLICA_KILL);
-    let results = lab.dir.path().join("results");
-    let out = lab.run(&scenario, &results);
-    let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-
-    let run = results.join("replica-kill/latest/r01-rep1");
+    let latest = lab.run_ok("replica-kill", REPLICA_KILL);
+    let run = latest.join("r01-rep1");
     let lines = std::fs::read_to_string(run.join("faults.jsonl")).unwrap();
     let faults: Vec<serde_json::Value> = lines
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(faults.len(), 3, "{lines}");
-    let summary: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(results.join("replica-kill/latest/summary.json")).unwrap(),
-    )
-    .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(latest.join("summary.json")).unwrap()).unwrap();
     let failures = summary["runs"][0]["election"]["failures"]
         .as_array()
         .unwrap();
@@ -158,7 +150,7 @@ fn replica_leader_kills_are_measured_from_the_signal_and_the_replica_rejoins() {
             "replica {id}"
         );
     }
-    let cells = std::fs::read_to_string(results.join("replica-kill/latest/cells.csv")).unwrap();
+    let cells = std::fs::read_to_string(latest.join("cells.csv")).unwrap();
     let header: Vec<&str> = cells.lines().next().unwrap().split(',').collect();
     let row: Vec<&str> = cells.lines().nth(1).unwrap().split(',').collect();
     let n = header.iter().position(|h| *h == "failover_ms_n").unwrap();
@@ -240,16 +232,9 @@ faults:
 fn a_delay_slows_the_workload_and_total_loss_takes_a_follower_out() {
     let lab = Lab::up("fd", "10.104", 3);
     setup(&lab);
-    let scenario = write(lab.dir.path(), "delay-and-loss.yaml", DELAY_AND_LOSS);
-    let results = lab.dir.path().join("results");
-    let out = lab.run(&scenario, &results);
-    let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-
-    let summary: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(results.join("delay-and-loss/latest/summary.json")).unwrap(),
-    )
-    .unwrap();
+    let latest = lab.run_ok("delay-and-loss", DELAY_AND_LOSS);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(latest.join("summary.json")).unwrap()).unwrap();
     let faults = summary["runs"][0]["faults"].as_array().unwrap();
     assert_eq!(faults.len(), 2, "{faults:?}");
     let (delay, loss) = (&faults[0], &faults[1]);
@@ -293,13 +278,7 @@ faults:
 fn a_partitioned_replica_leader_is_replaced_and_rejoins() {
     let lab = Lab::up("fe", "10.105", 3);
     setup(&lab);
-    let scenario = write(lab.dir.path(), "replica-partition.yaml", REPLICA_PARTITION);
-    let results = lab.dir.path().join("results");
-    let out = lab.run(&scenario, &results);
-    let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-
-    let latest = results.join("replica-partition/latest");
+    let latest = lab.run_ok("replica-partition", REPLICA_PARTITION);
     let lines = std::fs::read_to_string(latest.join("r01-rep1/faults.jsonl")).unwrap();
     let f: serde_json::Value = serde_json::from_str(lines.trim()).unwrap();
     assert!(f["error"].is_null(), "{f}");
@@ -348,16 +327,7 @@ fn ctrl_c_during_a_partition_removes_its_rules() {
     let lab = Lab::up("ff", "10.106", 3);
     setup(&lab);
     let scenario = write(lab.dir.path(), "long-partition.yaml", LONG_PARTITION);
-    let mut child = Command::new(ORCH)
-        .args(["-i", lab.inventory.to_str().unwrap(), "run", "--scenario"])
-        .arg(&scenario)
-        .arg("--results")
-        .arg(lab.dir.path().join("results"))
-        .env("ORCH_LAB_DIR", lab.dir.path().join("state"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = lab.spawn_run(&scenario, &lab.dir.path().join("results"));
     // In force once host2 and the two others hold the fault emulator's table.
     let started = Instant::now();
     loop {

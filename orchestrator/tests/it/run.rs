@@ -3,10 +3,9 @@
 //! leave nothing running. Needs root, Debian's zookeeper package and the musl target (.ci/run).
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{leftovers, setup, text, workspace, Lab, ORCH};
+use crate::util::{leftovers, setup, text, workspace, Lab};
 
 #[test]
 fn shipped_lab_scenario_runs_both_leaders_and_cleans_up() {
@@ -95,16 +94,7 @@ fn ctrl_c_during_the_workload_stops_everything() {
     )
     .unwrap();
     let results = lab.dir.path().join("results");
-    let mut child = Command::new(ORCH)
-        .args(["-i", lab.inventory.to_str().unwrap(), "run", "--scenario"])
-        .arg(&scenario)
-        .arg("--results")
-        .arg(&results)
-        .env("ORCH_LAB_DIR", lab.dir.path().join("state"))
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = lab.spawn_run(&scenario, &results);
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
     let started = Instant::now();

@@ -3,7 +3,7 @@
 //! turns.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 pub use orch_testkit::{alone, procs, root, turn, wait_until, Turn};
 
@@ -86,6 +86,31 @@ impl Lab {
             "--results",
             results.to_str().unwrap(),
         ])
+    }
+
+    /// `orch -i LAB run --scenario SCENARIO --results RESULTS` in the background, stderr piped,
+    /// for tests that interrupt it.
+    pub fn spawn_run(&self, scenario: &Path, results: &Path) -> Child {
+        Command::new(ORCH)
+            .args(["-i", self.inventory.to_str().unwrap(), "run", "--scenario"])
+            .arg(scenario)
+            .arg("--results")
+            .arg(results)
+            .env("ORCH_LAB_DIR", self.dir.path().join("state"))
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Writes `text` as `<name>.yaml` in the lab's folder and runs it, which must succeed; the
+    /// scenario's latest results directory.
+    pub fn run_ok(&self, name: &str, text: &str) -> PathBuf {
+        let scenario = write(self.dir.path(), &format!("{name}.yaml"), text);
+        let results = self.dir.path().join("results");
+        let out = self.run(&scenario, &results);
+        assert!(out.status.success(), "{}", crate::util::text(&out.stderr));
+        results.join(name).join("latest")
     }
 
     /// `orch -i LAB exec ARGS...`
