@@ -125,7 +125,22 @@ impl Nemesis<'_> {
                         r.write_server.as_deref().unwrap_or("-"),
                         r.write_ms.map_or("-".into(), |w| format!("{w:.0} ms"))
                     ),
-                    _ => "done".into(),
+                    (None, _, _) => {
+                        let said: Vec<String> = [
+                            r.left_ms
+                                .map(|ms| format!("stopped serving after {ms:.0} ms")),
+                            r.rejoined_ms
+                                .map(|ms| format!("served again {ms:.0} ms after the undo")),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                        if said.is_empty() {
+                            "done".into()
+                        } else {
+                            said.join(", ")
+                        }
+                    }
                 }
             );
             self.save(&records);
@@ -166,8 +181,7 @@ impl Nemesis<'_> {
             );
         }
         records[i].hosts = hit.clone();
-        let fired = Instant::now();
-        let (undo, at_ns) = self.strike(f.action, &hit, PROCESS).await?;
+        let (undo, fired, at_ns) = self.strike(f.action, &hit, PROCESS).await?;
         records[i].start_unix_ns = at_ns;
         records[i].start_s = Some(fired.duration_since(t0).as_secs_f64());
         self.save(records);
@@ -230,23 +244,25 @@ impl Nemesis<'_> {
     }
 
     /// Puts `action` in force on the hosts `hit` (their `process`, for kill and pause); how to
-    /// undo it, and when it started (the hosts' clock: the first signal; the controller's for a
-    /// network fault, once its rules are verified). If a signal fails, the hosts already hit
-    /// are undone before the error returns.
+    /// undo it, and when it started: the controller's instant (as the signals leave; for a
+    /// network fault once its rules are read back, a few round trips later) and the wall clock
+    /// (the hosts': the first signal; the controller's for a network fault). If a signal fails,
+    /// the hosts already hit are undone before the error returns.
     async fn strike(
         &self,
         action: FaultAction,
         hit: &[String],
         process: &str,
-    ) -> anyhow::Result<(Undo, Option<u64>)> {
+    ) -> anyhow::Result<(Undo, Instant, Option<u64>)> {
         let (signal, undo) = match action {
             FaultAction::Kill => ("KILL", Undo::Restart),
             FaultAction::Pause => ("STOP", Undo::Continue),
             FaultAction::Partition | FaultAction::Loss(_) | FaultAction::Delay(_) => {
                 let cut = self.cut(action, hit).await?;
-                return Ok((Undo::Heal(cut), Some(now_ns())));
+                return Ok((Undo::Heal(cut), Instant::now(), Some(now_ns())));
             }
         };
+        let fired = Instant::now();
         let said =
             futures::future::join_all(hit.iter().map(|h| self.signal_to(h, process, signal))).await;
         let mut done = Vec::new();
@@ -265,7 +281,7 @@ impl Nemesis<'_> {
             }
         }
         if failed.is_empty() {
-            return Ok((undo, first));
+            return Ok((undo, fired, first));
         }
         if let Err(e) = self.undo(undo, &done, process).await {
             failed.push(format!("undoing it on the others: {e:#}"));
