@@ -67,6 +67,49 @@ pub struct FaultRecord {
     pub error: Option<String>,
 }
 
+impl FaultRecord {
+    /// `fault <action> <hosts hit, or the target>`, for progress lines.
+    pub fn what(&self) -> String {
+        let hit = if self.hosts.is_empty() {
+            self.target.clone()
+        } else {
+            self.hosts.join(",")
+        };
+        format!("fault {} {hit}", self.action)
+    }
+
+    /// What came of it, in a few words: the error, the new leader, or when the hit servers
+    /// stopped and started serving.
+    pub fn outcome(&self) -> String {
+        let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0} ms"));
+        if let Some(e) = &self.error {
+            return format!("FAILED: {e}");
+        }
+        if let (Some(l), Some(_)) = (&self.new_leader, self.new_leader_ms) {
+            return format!(
+                "new leader {l} after {}, a write through {} after {}",
+                ms(self.new_leader_ms),
+                self.write_server.as_deref().unwrap_or("-"),
+                ms(self.write_ms)
+            );
+        }
+        let said: Vec<String> = [
+            self.left_ms
+                .map(|v| format!("stopped serving after {v:.0} ms")),
+            self.rejoined_ms
+                .map(|v| format!("rejoined {v:.0} ms after the undo")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if said.is_empty() {
+            "done".into()
+        } else {
+            said.join(", ")
+        }
+    }
+}
+
 /// A list of hosts, or the single `host` (or `null`) of older records.
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
@@ -290,6 +333,20 @@ some stderr line
             rejoined_ms: None,
             error: None,
         };
+        assert_eq!(r.what(), "fault kill h2");
+        assert_eq!(
+            r.outcome(),
+            "new leader h3 after 812 ms, a write through h1 after 1020 ms"
+        );
+        let healed = FaultRecord {
+            new_leader: None,
+            rejoined_ms: Some(40.0),
+            ..r.clone()
+        };
+        assert_eq!(
+            healed.outcome(),
+            "stopped serving after 3000 ms, rejoined 40 ms after the undo"
+        );
         write(dir.path(), &[r.clone(), r.clone()]).unwrap();
         assert_eq!(read(dir.path()).unwrap(), vec![r.clone(), r.clone()]);
         // A record written before faults could hit several hosts names its one `host`.

@@ -109,40 +109,8 @@ impl Nemesis<'_> {
                 records[i].error = Some(format!("{e:#}"));
             }
             let r = &records[i];
-            let hit = if r.hosts.is_empty() {
-                r.target.clone()
-            } else {
-                r.hosts.join(",")
-            };
-            eprintln!(
-                "   fault {} {hit} at {:.1} s: {}",
-                r.action,
-                r.start_s.unwrap_or(f.at.as_secs_f64()),
-                match (&r.error, &r.new_leader, r.new_leader_ms) {
-                    (Some(e), _, _) => format!("FAILED: {e}"),
-                    (None, Some(l), Some(ms)) => format!(
-                        "new leader {l} after {ms:.0} ms, a write through {} after {}",
-                        r.write_server.as_deref().unwrap_or("-"),
-                        r.write_ms.map_or("-".into(), |w| format!("{w:.0} ms"))
-                    ),
-                    (None, _, _) => {
-                        let said: Vec<String> = [
-                            r.left_ms
-                                .map(|ms| format!("stopped serving after {ms:.0} ms")),
-                            r.rejoined_ms
-                                .map(|ms| format!("served again {ms:.0} ms after the undo")),
-                        ]
-                        .into_iter()
-                        .flatten()
-                        .collect();
-                        if said.is_empty() {
-                            "done".into()
-                        } else {
-                            said.join(", ")
-                        }
-                    }
-                }
-            );
+            let start = r.start_s.unwrap_or(f.at.as_secs_f64());
+            eprintln!("   {} at {start:.1} s: {}", r.what(), r.outcome());
             self.save(&records);
         }
         records
@@ -181,6 +149,7 @@ impl Nemesis<'_> {
             );
         }
         records[i].hosts = hit.clone();
+        self.save(records);
         let (undo, fired, at_ns) = self.strike(f.action, &hit, PROCESS).await?;
         records[i].start_unix_ns = at_ns;
         records[i].start_s = Some(fired.duration_since(t0).as_secs_f64());

@@ -309,7 +309,8 @@ fn a_partitioned_replica_leader_is_replaced_and_rejoins() {
     assert!(!tables.contains("orch_"), "tables left: {tables}");
 }
 
-/// host2 cut off 2 s into a long workload, for far longer than the test waits.
+/// The majority (host1 and host3: the client's host and the leader) cut off from host2 2 s
+/// into a long workload, for far longer than the test waits.
 const LONG_PARTITION: &str = "\
 name: long-partition
 zookeeper: {servers: role:zookeeper, leader: host3}
@@ -319,7 +320,7 @@ workload:
   max_error_pct: 100
   properties: {recordcount: 100, operationcount: 100000000}
 faults:
-  - {at_s: 2, duration_s: 600, action: partition, target: host2}
+  - {at_s: 2, duration_s: 600, action: partition, target: majority}
 ";
 
 #[test]
@@ -328,7 +329,7 @@ fn ctrl_c_during_a_partition_removes_its_rules() {
     setup(&lab);
     let scenario = write(lab.dir.path(), "long-partition.yaml", LONG_PARTITION);
     let mut child = lab.spawn_run(&scenario, &lab.dir.path().join("results"));
-    // In force once host2 and the two others hold the fault emulator's table.
+    // In force once both sides hold the fault emulator's table.
     let started = Instant::now();
     loop {
         let tables = fault_tables(&lab);
@@ -346,6 +347,13 @@ fn ctrl_c_during_a_partition_removes_its_rules() {
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("interrupted (Ctrl-C)"), "{stderr}");
+    let lines = std::fs::read_to_string(
+        lab.dir
+            .path()
+            .join("results/long-partition/latest/r01-rep1/faults.jsonl"),
+    )
+    .unwrap();
+    assert!(lines.contains(r#""hosts":["host1","host3"]"#), "{lines}");
     assert_eq!(leftovers(&lab), "", "processes left after Ctrl-C");
     let tables = fault_tables(&lab);
     assert!(

@@ -45,6 +45,7 @@ impl Nemesis<'_> {
         let hit = std::slice::from_ref(host);
         records[i].hosts = hit.to_vec();
         records[i].replica = Some(id);
+        self.save(records);
         let (undo, fired, at_ns) = self.strike(f.action, hit, election::PROC).await?;
         records[i].start_unix_ns = at_ns;
         records[i].start_s = Some(fired.duration_since(t0).as_secs_f64());
