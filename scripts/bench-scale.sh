@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark: orch at scale, one run per size on 5, 20 and 64 lab hosts, side by side with what
+# Benchmark: orch at scale, one lab per size on 5, 20 and 64 lab hosts, side by side with what
 # users would otherwise run: `orch exec -- true` (cold and warm) against raw parallel ssh (warm:
 # with ControlMaster) and Ansible ad-hoc; `orch setup` (cold and warm) against an Ansible
 # playbook and a pyinfra deploy doing the same work, and raw parallel scp of the same bytes;
@@ -8,8 +8,13 @@
 # Writes docs/bench-scale.md. Needs root and Debian's zookeeper package; installs pyinfra and
 # ansible-core from PyPI into a venv under /var/tmp (not part of CI).
 #
+# orch's, raw ssh's and raw scp's runs take seconds, so each is repeated $REPEAT times (default
+# 5) and the table gives the median with min and max: one run on a shared 2-core machine can
+# catch a load spike. Ansible's and pyinfra's runs take up to minutes at 64 hosts and run once;
+# so do the uplink runs (orch with `--relay off` behind 20 Mbit/s takes a minute and a half).
+#
 #   sudo scripts/bench-scale.sh                  # SIZES="5 20 64" UPLINK_SIZES="5 20"
-#   sudo SIZES="5 20" scripts/bench-scale.sh
+#   sudo SIZES="5 20" REPEAT=3 scripts/bench-scale.sh
 #
 # Lab names and networks: $LAB/$NET (default sa, 10.110) and $UPLINK_LAB/$UPLINK_NET (sb,
 # 10.111). orch-node is built from a copy of the source tree taken at the start, so edits made
@@ -22,6 +27,7 @@ cd "$(dirname "$0")/.."
 SIZES=${SIZES-5 20 64}
 UPLINK_SIZES=${UPLINK_SIZES-5 20}
 UPLINK=${UPLINK:-20mbit}
+REPEAT=${REPEAT:-5}
 LAB=${LAB:-sa}
 NET=${NET:-10.110}
 UPLINK_LAB=${UPLINK_LAB:-sb}
@@ -60,8 +66,12 @@ TARBALL=$WORK/apache-zookeeper-3.8.0-bin.tar.gz
 RESULTS=$WORK/results.tsv
 : > "$RESULTS"
 
-# One result: size, what, seconds, and a free-form note.
-record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >> "$RESULTS"; }
+# One result: size, what, seconds (the median of the runs), a free-form note, and the runs'
+# min, max and count (one run: min = max = seconds).
+record() {
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" "${5:-$3}" "${6:-$3}" "${7:-1}" \
+        >> "$RESULTS"
+}
 now() { date +%s.%N; }
 # Seconds `eval "$2"` took; fails the benchmark if the command fails.
 timed() {
@@ -110,11 +120,50 @@ sampled() {
     orch_sampled "$@" > "$WORK/sample"
     read -r t fds rss < "$WORK/sample"
 }
-# Records size $1, name $2: the seconds command $3 took.
+# Records size $1, name $2: the seconds command $3 took, once.
 measure() {
     local v
     v=$(timed "$3")
     record "$1" "$2" "$v"
+}
+# Records size $1, name $2: command $4 run $REPEAT times, each after $3 (not timed; `:` for
+# nothing); the median, min and max. The note ($5, default empty) gets the `setup:` summary of
+# the median run when the command printed one.
+repeated() {
+    local runs=$WORK/runs v i
+    : > "$runs"
+    for i in $(seq "$REPEAT"); do
+        eval "$3"
+        v=$(timed "$4")
+        printf '%s\t%s\n' "$v" "$(grep '^setup: ' "$WORK/last.out" || true)" >> "$runs"
+    done
+    python3 - "$runs" "$1" "$2" "${5:-}" >> "$RESULTS" <<'PY'
+import sys
+runs, size, what, note = sys.argv[1:]
+rows = sorted((float(t), s) for t, s in (l.rstrip("\n").split("\t") for l in open(runs)))
+median = rows[(len(rows) - 1) // 2]
+note = "; ".join(x for x in (note, median[1]) if x)
+print(f"{size}\t{what}\t{median[0]:.3f}\t{note}\t{rows[0][0]:.3f}\t{rows[-1][0]:.3f}\t{len(rows)}")
+PY
+}
+# "fds=N rss_kb=N" of one run of orch with ARGS, after $1 (not timed; `:` for nothing): what
+# orch holds at most, from a run of its own, since sampling slows what it measures.
+footprint() {
+    local prep=$1
+    shift
+    eval "$prep"
+    sampled "$@"
+    echo "fds=$fds rss_kb=$rss"
+}
+# Records size $1, name $2: `orch setup` (more ARGS after $5) on lab $3 with $4 hosts, from
+# empty hosts, repeated; checks every host's result after each run.
+cold_setup() {
+    local n=$1 what=$2 lab=$3 hosts=$4 inv=$WORK/$3/orch.yaml note
+    shift 4
+    note=$(footprint "reset_hosts $lab $hosts" -i "$inv" setup "$@")
+    repeated "$n" "$what" "verify $lab $hosts .orch; reset_hosts $lab $hosts" \
+        "'$ORCH' -i '$inv' setup $*" "$note"
+    verify "$lab" "$hosts" .orch
 }
 
 # `ssh [OPTS] root@ADDR true` to every address of $addrs at once; fails if any failed.
@@ -243,8 +292,8 @@ import re, sys, datetime
 per_host = int(per_host)
 rows = {}
 for line in open(results):
-    size, what, value, note = line.rstrip("\n").split("\t")
-    rows.setdefault(size, {})[what] = (value, note)
+    size, what, value, note, low, high, runs = line.rstrip("\n").split("\t")
+    rows.setdefault(size, {})[what] = (value, note, low, high, int(runs))
 
 def t(size, what):
     return float(rows[size][what][0])
@@ -259,14 +308,19 @@ p("# orch at scale: exec and setup on 5, 20 and 64 hosts, and behind a slow upli
 p("")
 p(f"Produced by `sudo scripts/bench-scale.sh` on {datetime.date.today()} "
   f"(SIZES=\"{sizes}\", UPLINK_SIZES=\"{uplink_sizes}\"), {cores} cores, kernel {kernel},")
-p(f"{ssh}, {ansible}, {pyinfra}. One run per measurement (no repetitions: at 64 hosts the")
-p("other tools' runs take minutes), so single numbers carry the noise of a shared machine.")
+p(f"{ssh}, {ansible}, {pyinfra}. orch's, raw ssh's and raw scp's measurements are repeated")
+p("(the runs column) and *seconds* is their median, with min and max beside it, so that one load")
+p("spike on this shared 2-core machine does not decide a verdict; the verdicts compare medians.")
+p("Ansible's and pyinfra's runs (minutes at 64 hosts) and the uplink runs are single runs. The")
+p("fds and rss of orch's rows come from one more run of its own, sampled every 20 ms (the sampling")
+p("would slow the timed runs).")
 p("")
 p(f"Work per host: orch-node ({node} bytes, x86_64 musl) and a ZooKeeper tarball ({tarball} bytes),")
 p(f"unpacked, plus zoo.cfg and myid: {per_host} bytes per host. *Cold*: hosts empty, no SSH")
 p("connection up. *Warm*: a rerun with nothing changed (orch and Ansible keep their SSH masters;")
 p("raw ssh uses ControlMaster; pyinfra connects anew each run, as it always does). Raw scp copies")
-p("the two files, one scp per host, all hosts at once, and unpacks nothing.")
+p("the two files, one scp per host, all hosts at once, and unpacks nothing. orch sends the")
+p("tarball's gzip bytes and its hosts keep the plain tar they unpack (docs/setup.md).")
 for size in sizes.split():
     r = rows[size]
     p("")
@@ -274,11 +328,12 @@ for size in sizes.split():
     p("")
     p(f"Load average (1, 5, 15 min) before: {r['load'][0]}; after: {r['load-after'][0]}.")
     p("")
-    p("| what | seconds | note |")
-    p("|---|---:|---|")
-    for what, (value, note) in r.items():
+    p("| what | seconds | min | max | runs | note |")
+    p("|---|---:|---:|---:|---:|---|")
+    for what, (value, note, low, high, runs) in r.items():
         if not what.startswith("load"):
-            p(f"| {what} | {float(value):.3f} | {note} |")
+            p(f"| {what} | {float(value):.3f} | {float(low):.3f} | {float(high):.3f} | {runs} "
+              f"| {note} |")
     p("")
     warm = t(size, "orch setup, warm")
     pyw, anw = t(size, "pyinfra deploy, warm"), t(size, "ansible-playbook, warm")
@@ -306,7 +361,7 @@ if uplink_sizes.split():
     p("| hosts | what | seconds | controller's summary |")
     p("|---:|---|---:|---|")
     for size in uplink_sizes.split():
-        for what, (value, note) in rows["up" + size].items():
+        for what, (value, note, *_) in rows["up" + size].items():
             if not what.startswith("load"):
                 p(f"| {size} | {what} | {float(value):.3f} | `{note}` |")
     p("")
@@ -335,21 +390,25 @@ lab_up "$LAB" 1 "$NET"
 BINARY=$(sed -n 's/^path=//p' "$BUILD_DIR/stamps/orch-node-x86_64")
 BYTES=$(( $(wc -c < "$BINARY") + $(wc -c < "$TARBALL") ))
 
+# One cold `orch setup` (more ARGS after $2) on the $1 hosts of the uplink lab, recorded as $2
+# with orch's summary line, its result checked.
+uplink_setup() {
+    local n=$1 what=$2
+    shift 2
+    reset_hosts "$UPLINK_LAB" "$n"
+    sampled -i "$WORK/$UPLINK_LAB/orch.yaml" setup "$@"
+    record "up$n" "$what" "$t" "$(grep '^setup: ' "$WORK/orch.err")"
+    verify "$UPLINK_LAB" "$n" .orch
+}
+
 done=
 done_up=
 for n in $UPLINK_SIZES; do
     echo "== $n hosts behind a $UPLINK uplink" >&2
     record "up$n" load "$(load)"
     lab_up "$UPLINK_LAB" "$n" "$UPLINK_NET" --uplink "$UPLINK"
-    inv=$WORK/$UPLINK_LAB/orch.yaml
-    reset_hosts "$UPLINK_LAB" "$n"
-    sampled -i "$inv" setup
-    record "up$n" "orch setup, cold" "$t" "$(grep '^setup: ' "$WORK/orch.err")"
-    verify "$UPLINK_LAB" "$n" .orch
-    reset_hosts "$UPLINK_LAB" "$n"
-    sampled -i "$inv" setup --relay off
-    record "up$n" "orch setup --relay off, cold" "$t" "$(grep '^setup: ' "$WORK/orch.err")"
-    verify "$UPLINK_LAB" "$n" .orch
+    uplink_setup "$n" "orch setup, cold"
+    uplink_setup "$n" "orch setup --relay off, cold" --relay off
     "$ORCH" lab down --name "$UPLINK_LAB" >/dev/null
     record "up$n" load-after "$(load)"
     done_up="$done_up $n"
@@ -369,31 +428,28 @@ for n in $SIZES; do
 
     # exec: orch, raw ssh, Ansible ad-hoc.
     reset_hosts "$LAB" "$n"
-    sampled -i "$inv" exec -- true
-    record "$n" "orch exec, cold" "$t" "fds=$fds rss_kb=$rss"
-    sampled -i "$inv" exec -- true
-    record "$n" "orch exec, warm" "$t" "fds=$fds rss_kb=$rss"
-    measure "$n" "raw parallel ssh, cold" par_ssh
+    closed="exit_masters $state/ssh"
+    exec_cmd="'$ORCH' -i '$inv' exec -- true"
+    fp=$(footprint "$closed" -i "$inv" exec -- true)
+    repeated "$n" "orch exec, cold" "$closed" "$exec_cmd" "$fp"
+    fp=$(footprint : -i "$inv" exec -- true)
+    repeated "$n" "orch exec, warm" : "$exec_cmd" "$fp"
+    repeated "$n" "raw parallel ssh, cold" : par_ssh
     mkdir -p "$WORK/cm"
     cm="-o ControlPath=$WORK/cm/%h"
     for a in $addrs; do ssh $ssh_opts $cm -o ControlMaster=yes -o ControlPersist=300 -fN "root@$a" & done
     wait
-    measure "$n" "raw parallel ssh, warm (ControlMaster)" "par_ssh $cm"
+    repeated "$n" "raw parallel ssh, warm (ControlMaster)" : "par_ssh $cm"
     adhoc="$ansible_env $VENV/bin/ansible lab -i $WORK/$LAB/ansible.ini -f $n -m command -a true"
     measure "$n" "ansible ad-hoc, cold" "$adhoc"
     measure "$n" "ansible ad-hoc, warm" "$adhoc"
 
     # setup: orch, Ansible, pyinfra, raw scp; every tool's result is checked after its runs.
-    reset_hosts "$LAB" "$n"
-    sampled -i "$inv" setup
-    record "$n" "orch setup, cold" "$t" "fds=$fds rss_kb=$rss; $(grep '^setup: ' "$WORK/orch.err")"
-    sampled -i "$inv" setup
-    record "$n" "orch setup, warm" "$t" "fds=$fds rss_kb=$rss; $(grep '^setup: ' "$WORK/orch.err")"
+    cold_setup "$n" "orch setup, cold" "$LAB" "$n"
+    fp=$(footprint : -i "$inv" setup)
+    repeated "$n" "orch setup, warm" : "'$ORCH' -i '$inv' setup" "$fp"
     verify "$LAB" "$n" .orch
-    reset_hosts "$LAB" "$n"
-    sampled -i "$inv" setup --relay off
-    record "$n" "orch setup --relay off, cold" "$t" "fds=$fds rss_kb=$rss; $(grep '^setup: ' "$WORK/orch.err")"
-    verify "$LAB" "$n" .orch
+    cold_setup "$n" "orch setup --relay off, cold" "$LAB" "$n" --relay off
     reset_hosts "$LAB" "$n"
     playbook="$ansible_env $VENV/bin/ansible-playbook -i $WORK/$LAB/ansible.ini -f $n $WORK/$LAB/setup.yml"
     measure "$n" "ansible-playbook, cold" "$playbook"
@@ -404,8 +460,7 @@ for n in $SIZES; do
     measure "$n" "pyinfra deploy, cold" "$deploy"
     measure "$n" "pyinfra deploy, warm" "$deploy"
     verify "$LAB" "$n" .orch-pyinfra
-    reset_hosts "$LAB" "$n"
-    measure "$n" "raw parallel scp of the same bytes, cold" par_scp
+    repeated "$n" "raw parallel scp of the same bytes, cold" "reset_hosts $LAB $n" par_scp
     reset_hosts "$LAB" "$n"
     "$ORCH" lab down --name "$LAB" >/dev/null
     record "$n" load-after "$(load)"

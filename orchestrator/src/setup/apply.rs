@@ -9,6 +9,7 @@ use anyhow::Context;
 use super::plan::{self, Action};
 use super::push::{self, Payload};
 use super::relay::{self, Candidate};
+use super::zookeeper::{self, Install};
 use super::HostOutcome;
 use crate::artifacts::{self, Artifact};
 use crate::inventory::{Arch, Host};
@@ -24,6 +25,7 @@ pub struct Work<'a> {
     pub node: &'a HashMap<Arch, Artifact>,
     pub parallel: usize,
     pub relay: relay::Mode,
+    pub zookeeper: Option<&'a Install>,
 }
 
 /// Carries out the plans and records per host what was sent, and each phase's time in
@@ -49,7 +51,8 @@ pub async fn apply(
         return Ok(Vec::new());
     }
     let mut phase = Instant::now();
-    let contents = tokio::task::block_in_place(|| read_contents(&todo, work.plans))?;
+    let contents =
+        tokio::task::block_in_place(|| read_contents(&todo, work.plans, work.zookeeper))?;
     phases.push(("read", phase.elapsed()));
     phase = Instant::now();
     let needing = todo
@@ -122,6 +125,13 @@ pub async fn apply(
             let actions = &work.plans[conn.host()];
             let list = relay::pushes(work.plans, conn.host());
             let mut got = HostWork::default();
+            for action in actions {
+                if let Action::InstallJava { package_manager } = action {
+                    install_java(&conn, package_manager).await?;
+                }
+            }
+            let script = plan::script(&host.orch_dir, actions);
+            let mut installed = None;
             match relay_ref {
                 Some(r) if r.seed == host.name => {
                     // Its pushes are the seeding; only what did not arrive is pushed below.
@@ -133,22 +143,20 @@ pub async fn apply(
                     got.delivered = names.into_iter().map(|n| (n, None)).collect();
                 }
                 Some(r) if !list.is_empty() => {
-                    let (fetched, fallbacks) =
-                        r.fetch(&conn, &host.orch_dir, &list, contents, bar).await;
-                    got.relayed = fetched.bytes;
+                    let fetched = r
+                        .fetch(&conn, &host.orch_dir, &list, &script, contents, bar)
+                        .await;
+                    got.relayed = fetched.delivered.bytes;
                     got.delivered = fetched
+                        .delivered
                         .artifacts
                         .into_iter()
                         .map(|(n, line)| (n, Some(line)))
                         .collect();
-                    got.notes = fallbacks;
+                    got.notes = fetched.fallbacks;
+                    installed = fetched.installed;
                 }
                 _ => {}
-            }
-            for action in actions {
-                if let Action::InstallJava { package_manager } = action {
-                    install_java(&conn, package_manager).await?;
-                }
             }
             let conn = &conn;
             let delivered = &got.delivered;
@@ -160,16 +168,22 @@ pub async fn apply(
                     push::push(conn, &host.orch_dir, a, payload, false, bar)
                 });
             got.sent = futures::future::try_join_all(uploads).await?.iter().sum();
-            let out = conn
-                .run(&Cmd::script(&plan::script(&host.orch_dir, actions)))
-                .await?;
-            if !out.status.success() {
-                return Err(RemoteError::Command {
-                    host: conn.host().to_string(),
-                    command: "setup script".into(),
-                    reason: format!("{}; stderr: {}", out.status, out.stderr.trim()),
-                });
-            }
+            let installed = match installed {
+                Some(done) => done,
+                None => {
+                    let out = conn.run(&Cmd::script(&script)).await?;
+                    if out.status.success() {
+                        Ok(())
+                    } else {
+                        Err(format!("{}; stderr: {}", out.status, out.stderr.trim()))
+                    }
+                }
+            };
+            installed.map_err(|reason| RemoteError::Command {
+                host: conn.host().to_string(),
+                command: "setup script".into(),
+                reason,
+            })?;
             Ok(got)
         }
     });
@@ -250,29 +264,63 @@ fn set_line(done: &mut super::Done, a: &Artifact, line: &str) {
 }
 
 /// The content of every artifact to push, read once, checked against its hash, and
-/// compressed where that pays.
+/// compressed where that pays. ZooKeeper's plain tar goes as the `.tar.gz` it came from.
 fn read_contents<'p>(
     todo: &[&Host],
     plans: &'p HashMap<String, Vec<Action>>,
+    zookeeper: Option<&Install>,
 ) -> anyhow::Result<HashMap<&'p str, Payload>> {
     let mut contents: HashMap<&str, Payload> = HashMap::new();
     let cache = push::cache_dir();
     for action in todo.iter().flat_map(|h| &plans[&h.name]) {
         if let Action::Push(a) = action {
-            if !contents.contains_key(a.sha256.as_str()) {
-                let bytes = std::fs::read(&a.path)
-                    .with_context(|| format!("cannot read {}", a.path.display()))?;
-                if artifacts::sha256_bytes(&bytes) != a.sha256 {
-                    anyhow::bail!(
-                        "{} changed while orch setup ran; run it again",
-                        a.path.display()
-                    );
-                }
-                contents.insert(
-                    &a.sha256,
-                    Payload::cached(bytes, &a.sha256, cache.as_deref()),
-                );
+            if contents.contains_key(a.sha256.as_str()) {
+                continue;
             }
+            let changed = |path: &std::path::Path| {
+                anyhow::anyhow!(
+                    "{} changed while orch setup ran; run it again",
+                    path.display()
+                )
+            };
+            let read = |path: &std::path::Path| {
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+            };
+            let payload = match zookeeper {
+                Some(Install::Tarball {
+                    artifact, origin, ..
+                }) if artifact == a => {
+                    let gz = read(&origin.path)?;
+                    if artifacts::sha256_bytes(&gz) != origin.sha256 {
+                        return Err(changed(&origin.path));
+                    }
+                    let bytes = zookeeper::gunzip(&gz)
+                        .with_context(|| format!("cannot decompress {}", origin.path.display()))?;
+                    if artifacts::sha256_bytes(&bytes) != a.sha256 {
+                        anyhow::bail!(
+                            "{} does not decompress to the tar whose hash is cached in {}; \
+                             delete that file and run orch setup again",
+                            origin.path.display(),
+                            cache
+                                .as_deref()
+                                .unwrap_or(std::path::Path::new("?"))
+                                .display()
+                        );
+                    }
+                    Payload {
+                        bytes,
+                        gzip: Some(gz),
+                    }
+                }
+                _ => {
+                    let bytes = read(&a.path)?;
+                    if artifacts::sha256_bytes(&bytes) != a.sha256 {
+                        return Err(changed(&a.path));
+                    }
+                    Payload::cached(bytes, &a.sha256, cache.as_deref())
+                }
+            };
+            contents.insert(&a.sha256, payload);
         }
     }
     Ok(contents)

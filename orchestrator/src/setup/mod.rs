@@ -274,6 +274,7 @@ pub async fn run(
             node: &node,
             parallel: opts.parallel,
             relay: opts.relay,
+            zookeeper: install.as_ref(),
         };
         notes = apply::apply(&work, &mut outcomes, &mut phases).await?;
     }

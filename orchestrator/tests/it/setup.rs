@@ -135,7 +135,7 @@ fn cold_setup_installs_everything_and_a_rerun_only_verifies() {
     let plan = ok(&dry, "setup --dry-run");
     for i in 1..=5 {
         let host = format!("host{i}  ");
-        let push = format!("{host}push    apache-zookeeper-3.8.0-bin.tar.gz (8.5 MB");
+        let push = format!("{host}push    apache-zookeeper-3.8.0-bin.tar (9.3 MB");
         assert!(plan.contains(&push), "{plan}");
         assert!(
             plan.contains(&format!("{host}write   conf/zoo.cfg (new)")),

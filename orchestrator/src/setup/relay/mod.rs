@@ -4,12 +4,14 @@
 //!
 //! The seed is the host that lacks the fewest bytes (a host that already has everything costs
 //! the controller nothing). It runs `orch-node relay-serve`; every other host fetches with
-//! bash's `/dev/tcp` and checks the SHA-256 with `sha256sum` before the file gets its final
-//! name. A host that cannot reach the seed, lacks bash or sha256sum, or gets bytes with the
-//! wrong hash is pushed to directly afterwards, and the summary says why.
+//! bash's `/dev/tcp`, checks the SHA-256 (openssl, else sha256sum) before the file gets its
+//! final name, and runs its setup script in the same round trip. A host that cannot reach the
+//! seed, lacks bash or a hash tool, or gets bytes with the wrong hash is pushed to directly
+//! afterwards, and the summary says why.
+
+mod script;
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::ExitStatus;
 use std::time::Duration;
 
 use openssh::Stdio;
@@ -23,6 +25,8 @@ use crate::artifacts::Artifact;
 use crate::inventory::{Arch, Host};
 use crate::output::Progress;
 use crate::remote::quote::{path, quote};
+use script::{fetch_script, parse_report, report_problem};
+
 use crate::remote::{Cmd, Conn};
 
 /// From how many hosts needing a push `--relay auto` relays. Relaying costs two round trips
@@ -34,8 +38,6 @@ pub const MIN_HOSTS: usize = 4;
 
 /// How long the seed's server may live at most (the controller normally stops it much earlier).
 const SERVE_LIMIT: Duration = Duration::from_secs(1800);
-/// How long one fetch may take before the host is pushed to directly.
-const FETCH_LIMIT_S: u32 = 600;
 
 /// `orch setup --relay`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -108,6 +110,16 @@ pub fn pushes(plans: &HashMap<String, Vec<Action>>, host: &str) -> Vec<Artifact>
 pub struct Delivered {
     pub artifacts: Vec<(String, String)>,
     pub bytes: u64,
+}
+
+/// What a host's fetch did.
+#[derive(Default)]
+pub struct Fetched {
+    pub delivered: Delivered,
+    /// Why artifacts are to be pushed directly after all.
+    pub fallbacks: Vec<String>,
+    /// How the setup script went, if every artifact arrived and it ran.
+    pub installed: Option<Result<(), String>>,
 }
 
 /// A relay under way: the seed's server runs, and the other hosts may fetch.
@@ -186,25 +198,27 @@ impl<'c> Relay<'c> {
         (done, None)
     }
 
-    /// Has the host of `conn` fetch `list` from the seed. Returns what arrived, and a line per
-    /// artifact that did not (it is to be pushed directly).
+    /// Has the host of `conn` fetch `list` from the seed and, if all of it arrived, run
+    /// `then` (its setup script) in the same round trip. Returns what arrived, a line per
+    /// artifact that did not (it is to be pushed directly), and how `then` went if it ran.
     pub async fn fetch(
         &self,
         conn: &Conn,
         orch_dir: &str,
         list: &[Artifact],
+        then: &str,
         contents: &HashMap<&str, Payload>,
         bar: &Progress,
-    ) -> (Delivered, Vec<String>) {
+    ) -> Fetched {
         let (host, seed) = (conn.host(), &self.seed);
-        let script = fetch_script(orch_dir, &self.endpoints, &self.token, list);
-        let mut got = Delivered::default();
-        let mut fallbacks = Vec::new();
+        let script = fetch_script(orch_dir, &self.endpoints, &self.token, list, then);
+        let mut got = Fetched::default();
         let out = match conn.run(&Cmd::script(&script)).await {
             Ok(o) => o,
             Err(e) => {
-                fallbacks.push(format!("{host}: relay failed ({e}); pushing directly"));
-                return (got, fallbacks);
+                got.fallbacks
+                    .push(format!("{host}: relay failed ({e}); pushing directly"));
+                return got;
             }
         };
         let report = parse_report(&out.stdout);
@@ -212,26 +226,32 @@ impl<'c> Relay<'c> {
             match report.get(&a.remote_name()) {
                 Some(Ok(())) => {
                     bar.sent(contents[a.sha256.as_str()].wire_len());
-                    got.bytes += a.len;
+                    got.delivered.bytes += a.len;
                     let line = format!(
                         "relay   {} ({}) from {seed}",
                         a.name,
                         super::human_bytes(a.len)
                     );
-                    got.artifacts.push((a.remote_name(), line));
+                    got.delivered.artifacts.push((a.remote_name(), line));
                 }
-                Some(Err(why)) => fallbacks.push(format!(
+                Some(Err(why)) => got.fallbacks.push(format!(
                     "{host}: relay of {} from {seed} failed ({why}); pushing directly",
                     a.name
                 )),
-                None => fallbacks.push(format!(
+                None => got.fallbacks.push(format!(
                     "{host}: relay of {} from {seed} did not happen ({}); pushing directly",
                     a.name,
                     report_problem(&out.stdout, &out.stderr, out.status)
                 )),
             }
         }
-        (got, fallbacks)
+        got.installed = out.stdout.lines().find_map(|l| match l {
+            "installed" => Some(Ok(())),
+            l => l
+                .strip_prefix("install-failed ")
+                .map(|st| Err(format!("exit status {st}; stderr: {}", out.stderr.trim()))),
+        });
+        got
     }
 
     /// Stops the seed's server; its complaints are the error.
@@ -305,95 +325,6 @@ fn token() -> String {
         return crate::artifacts::sha256_bytes(seed.as_bytes())[..32].to_string();
     }
     hex::encode(bytes)
-}
-
-/// The script a fetching host runs: find an endpoint that answers, then per artifact fetch,
-/// check the hash, and rename. One line per artifact (`ok NAME`, `fail NAME WHY`), or one
-/// `skip WHY` line when the host cannot fetch at all.
-pub fn fetch_script(
-    orch_dir: &str,
-    endpoints: &[(String, u16)],
-    token: &str,
-    artifacts: &[Artifact],
-) -> String {
-    let mut s = format!(
-        "d={}/artifacts\nmkdir -p \"$d\" && cd \"$d\" || {{ echo \"skip cannot create $d\"; exit 0; }}\n",
-        path(orch_dir)
-    );
-    s.push_str(
-        "for tool in bash sha256sum timeout; do\n\
-         \x20 command -v $tool >/dev/null 2>&1 || { echo \"skip no $tool on the host\"; exit 0; }\n\
-         done\n\
-         ip=\n",
-    );
-    for (host, port) in endpoints {
-        s.push_str(&format!(
-            "[ -z \"$ip\" ] && timeout 3 bash -c 'exec 3<>\"/dev/tcp/$0/$1\"' {h} {port} 2>/dev/null && ip={h}\n",
-            h = quote(host)
-        ));
-    }
-    let tried: Vec<String> = endpoints.iter().map(|(h, p)| format!("{h}:{p}")).collect();
-    s.push_str(&format!(
-        "[ -n \"$ip\" ] || {{ echo {}; exit 0; }}\n",
-        quote(&format!(
-            "skip cannot reach the seed at {}",
-            tried.join(" or ")
-        ))
-    ));
-    s.push_str(&format!(
-        "fetch() {{\n\
-         \x20 t=\".orch-relay.$$\"\n\
-         \x20 if timeout {FETCH_LIMIT_S} bash -c 'exec 3<>\"/dev/tcp/$0/$1\" || exit 1; printf \"%s %s\\n\" \"$2\" \"$3\" >&3; cat <&3' \"$ip\" {port} {token} \"$1\" > \"$t\"; then\n\
-         \x20   h=$(sha256sum \"$t\" | cut -d ' ' -f 1)\n\
-         \x20   if [ \"$h\" = \"$2\" ]; then\n\
-         \x20     chmod \"$3\" \"$t\" && mv -f \"$t\" \"$1\" && {{ echo \"ok $1\"; return; }}\n\
-         \x20     echo \"fail $1 cannot rename it\"\n\
-         \x20   else\n\
-         \x20     echo \"fail $1 sha256 mismatch: got $(wc -c < \"$t\") bytes hashing to $h\"\n\
-         \x20   fi\n\
-         \x20 else\n\
-         \x20   echo \"fail $1 the transfer broke off\"\n\
-         \x20 fi\n\
-         \x20 rm -f \"$t\"\n\
-         }}\n",
-        port = endpoints.first().map_or(0, |e| e.1),
-        token = quote(token),
-    ));
-    for a in artifacts {
-        let mode = if a.executable { "755" } else { "644" };
-        s.push_str(&format!(
-            "fetch {} {} {mode}\n",
-            quote(&a.remote_name()),
-            quote(&a.sha256)
-        ));
-    }
-    s
-}
-
-/// `ok`/`fail` lines of [`fetch_script`]'s output, by remote name.
-fn parse_report(stdout: &str) -> HashMap<String, Result<(), String>> {
-    let mut report = HashMap::new();
-    for line in stdout.lines() {
-        let mut words = line.splitn(3, ' ');
-        match (words.next(), words.next(), words.next()) {
-            (Some("ok"), Some(name), None) => {
-                report.insert(name.to_string(), Ok(()));
-            }
-            (Some("fail"), Some(name), why) => {
-                report.insert(name.to_string(), Err(why.unwrap_or("").to_string()));
-            }
-            _ => {}
-        }
-    }
-    report
-}
-
-/// Why a host fetched nothing: its `skip` line, else its exit status and stderr.
-fn report_problem(stdout: &str, stderr: &str, status: ExitStatus) -> String {
-    match stdout.lines().find_map(|l| l.strip_prefix("skip ")) {
-        Some(why) => why.to_string(),
-        None => format!("{status}; stderr: {}", stderr.trim()),
-    }
 }
 
 /// `orch-node relay-serve` running on the seed, as long as its stdin is open.
@@ -505,46 +436,6 @@ impl<'c> Server<'c> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reports_are_read_per_artifact() {
-        let r = parse_report("ok aa-x\nfail bb-y sha256 mismatch: got 3 bytes\nnoise\n");
-        assert_eq!(r["aa-x"], Ok(()));
-        assert_eq!(r["bb-y"], Err("sha256 mismatch: got 3 bytes".to_string()));
-        assert_eq!(r.len(), 2);
-    }
-
-    #[test]
-    fn the_fetch_script_is_valid_sh_and_skips_an_unreachable_seed() {
-        let a = Artifact {
-            name: "orch-node".into(),
-            path: "/nonexistent".into(),
-            sha256: "ab".repeat(32),
-            len: 3,
-            executable: true,
-        };
-        let home = tempfile::tempdir().unwrap();
-        // Port 1 on loopback: nothing listens there.
-        let script = fetch_script("~/o", &[("127.0.0.1".into(), 1)], "t0ken", &[a]);
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&script)
-            .env("HOME", home.path())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            stdout.trim(),
-            "skip cannot reach the seed at 127.0.0.1:1",
-            "{script}"
-        );
-        assert!(home.path().join("o/artifacts").is_dir());
-    }
 
     #[test]
     fn auto_relays_from_min_hosts_on() {
