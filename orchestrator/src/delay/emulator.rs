@@ -1,16 +1,29 @@
 //! Delays with `orch-node delay`, for hosts whose kernel has no netem: the rule file it reads
-//! (the shared contract `orch_common::delay`), its start and stop as an `orch-node proc`
-//! record like every other process orch starts, and the check of what it installed (its
-//! `--show` read-back of the kernel's nftables table). Two instances may run on a host, one per
+//! (the shared contract `orch_common::delay`), its start and stop on a host as an
+//! `orch-node proc` record like every other process orch starts ([`apply`], [`remove`]), and
+//! the check of what it installed (its `--show` read-back of the kernel's nftables table). Two instances may run on a host, one per
 //! [`Layer`]: the scenario's delays and a network fault's rules on top of them.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use orch_common::agent::proc::StatusRow;
 use orch_common::agent::{Agent, Proc};
 use orch_common::delay::{Rule, RuleFile, Shown, FAULT_QUEUE, FAULT_TABLE, QUEUE, TABLE};
 
 use super::spec::Egress;
+use super::{checked, failure, NODE_BIN_ENV};
+use crate::remote::{Cmd, Conn, RemoteError};
+
+/// An emulator started on a host: what finds its records again (`binary`, `orch_dir`,
+/// `layer`), and its pid.
+#[derive(Debug, Clone)]
+pub struct Running {
+    pub binary: String,
+    pub orch_dir: String,
+    pub pid: u32,
+    pub layer: Layer,
+}
 
 /// Which emulator instance: each has its own folder (`<orch_dir>/<name>/`), `orch-node proc`
 /// record, nftables table and queues, so a fault's rules can come and go while the scenario's
@@ -189,6 +202,166 @@ pub fn verify(rules: &[&Egress], layer: Layer, shown: &Shown) -> Result<(), Vec<
 /// The last statistics line (`"event":"exit"`) of the emulator's log.
 pub fn exit_stats(log: &str) -> Option<&str> {
     log.lines().rev().find(|l| l.contains("\"event\":\"exit\""))
+}
+
+/// Where orch-node is on a host whose orch directory is `root`.
+fn node_binary(root: &str) -> String {
+    match std::env::var(NODE_BIN_ENV) {
+        Ok(b) if !b.is_empty() => b,
+        _ => format!("{root}/bin/orch-node"),
+    }
+}
+
+/// Starts the emulator of `layer` on the host with `rules` and waits until its table is
+/// installed as they say; stopped again if it is not.
+pub async fn apply(
+    conn: &Conn,
+    orch_dir: &str,
+    rules: &[Egress],
+    layer: Layer,
+) -> Result<Running, RemoteError> {
+    let root = orch_dir.trim_end_matches('/');
+    let binary = node_binary(root);
+    let paths = Paths::new(root, layer);
+    let refs: Vec<&Egress> = rules.iter().collect();
+    let file = rule_text(&rule_file(&refs, layer));
+    conn.upload(file.as_bytes(), file.len() as u64, &paths.rules, 0o644)
+        .await?;
+    // An emulator an interrupted run left holds the queues: stop it first.
+    let stop = Cmd::new(&stop(&binary, &paths)).privileged();
+    checked(conn, &stop, "orch-node proc stop-all (emulator leftovers)").await?;
+    let start = Cmd::new(&start(&binary, &paths)).privileged();
+    let out = checked(conn, &start, "orch-node proc start (emulator)").await?;
+    hand_back(conn, &paths).await?;
+    let running = Running {
+        binary,
+        orch_dir: root.to_string(),
+        pid: out.trim().parse().unwrap_or(0),
+        layer,
+    };
+    if let Err(e) = wait_installed(conn, &running, &refs).await {
+        let _ = remove(conn, &running).await;
+        return Err(e);
+    }
+    Ok(running)
+}
+
+/// Waits until the emulator's `--show` read-back matches `rules`: the table appears once the
+/// emulator has bound its queues and installed it, some milliseconds after `proc start`
+/// returned on an idle host, seconds on a busy one or under TCG (where failing at the first
+/// read-back failed every emulator of a run). Fails at once, with the log's tail, if the emulator exits first, and with the
+/// read-back's differences after [`READY_WITHIN`].
+async fn wait_installed(
+    conn: &Conn,
+    running: &Running,
+    rules: &[&Egress],
+) -> Result<(), RemoteError> {
+    let Running {
+        binary,
+        orch_dir,
+        layer,
+        ..
+    } = running;
+    let paths = Paths::new(orch_dir, *layer);
+    let show = Cmd::new(&show_command(binary, &paths)).privileged();
+    let status = Cmd::new(&status_command(binary, &paths)).privileged();
+    let deadline = std::time::Instant::now() + READY_WITHIN;
+    loop {
+        // `--show` fails while the table is not there yet: that is "not yet", like a table
+        // that differs, until the emulator exits or the deadline passes.
+        let wrong = match checked(conn, &show, "orch-node delay --show").await {
+            Ok(text) => {
+                let shown =
+                    parse_show(&text).map_err(|e| failure(conn, "orch-node delay --show", e))?;
+                match verify(rules, *layer, &shown) {
+                    Ok(()) => return Ok(()),
+                    Err(wrong) => wrong,
+                }
+            }
+            Err(not_yet) => vec![not_yet.to_string()],
+        };
+        let rows = checked(conn, &status, "orch-node proc status").await?;
+        let rows: Vec<StatusRow> = serde_json::from_str(&rows)
+            .map_err(|e| failure(conn, "orch-node proc status --json", e.to_string()))?;
+        if !rows.iter().any(|r| r.name == layer.name() && r.alive) {
+            return Err(failure(
+                conn,
+                "orch-node delay",
+                format!("the emulator exited: {}", log_tail(conn, &paths).await),
+            ));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(failure(conn, "orch-node delay --show", wrong.join("; ")));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// [`hand_back_script`]: the emulator's records and log belong to the host's user.
+async fn hand_back(conn: &Conn, paths: &Paths) -> Result<(), RemoteError> {
+    let chown = Cmd::script(&hand_back_script(paths)).privileged();
+    checked(conn, &chown, "chown of the emulator's folder").await?;
+    Ok(())
+}
+
+/// The last lines of the emulator's log, for an error message.
+async fn log_tail(conn: &Conn, paths: &Paths) -> String {
+    let tail = Cmd::new(&["tail", "-n", "20", &paths.log]).privileged();
+    match conn.run(&tail).await {
+        Ok(out) => out.stdout.trim().to_string(),
+        Err(e) => format!("(log {} unreadable: {e})", paths.log),
+    }
+}
+
+/// Stops the emulator and checks that its table is gone.
+pub async fn remove(conn: &Conn, running: &Running) -> Result<(), RemoteError> {
+    let Running {
+        binary,
+        orch_dir,
+        layer,
+        ..
+    } = running;
+    let paths = Paths::new(orch_dir, *layer);
+    let stop = Cmd::new(&stop(binary, &paths)).privileged();
+    checked(conn, &stop, "orch-node proc stop-all (emulator)").await?;
+    hand_back(conn, &paths).await?;
+    let log = log_tail(conn, &paths).await;
+    if let Some(stats) = exit_stats(&log) {
+        tracing::info!(host = conn.host(), stats, "emulator stopped");
+    }
+    let show = Cmd::new(&show_command(binary, &paths)).privileged();
+    let text = checked(conn, &show, "orch-node delay --show").await?;
+    let shown = parse_show(&text).map_err(|e| failure(conn, "orch-node delay --show", e))?;
+    if !shown.installed.is_empty() {
+        return Err(failure(
+            conn,
+            "orch-node delay --show",
+            format!(
+                "table {} is still installed after the emulator stopped: {text}",
+                shown.table
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Stops a fault emulator that an interrupted run left on the host (its `orch-node proc`
+/// records under `<orch_dir>/fault/proc`) and checks that its table is gone: teardown's
+/// safety net, as the owner flag is the kernel's. Nothing to do where no fault ever ran.
+pub async fn clear_fault(conn: &Conn, orch_dir: &str) -> Result<(), RemoteError> {
+    let root = orch_dir.trim_end_matches('/');
+    let paths = Paths::new(root, Layer::Fault);
+    let ran = conn.run(&Cmd::new(&["test", "-e", &paths.rules])).await?;
+    if !ran.status.success() {
+        return Ok(());
+    }
+    let running = Running {
+        binary: node_binary(root),
+        orch_dir: root.to_string(),
+        pid: 0,
+        layer: Layer::Fault,
+    };
+    remove(conn, &running).await
 }
 
 #[cfg(test)]

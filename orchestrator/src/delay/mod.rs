@@ -8,15 +8,13 @@ pub mod measure;
 mod netem;
 mod spec;
 
-pub use emulator::Layer;
+pub use emulator::{clear_fault, Layer};
 pub use spec::{DelaySpec, Delays, Distribution, Egress, InterfaceDelay, Link, Method, PairDelay};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::{bail, Result};
-
-use orch_common::agent::proc::StatusRow;
 
 use crate::facts::Facts;
 use crate::inventory::Host;
@@ -62,14 +60,8 @@ enum Made {
     Netem {
         interfaces: Vec<(String, Option<String>)>,
     },
-    /// `orch-node delay` running as this pid, an `orch-node proc` record under
-    /// `<orch_dir>/<layer>/proc`.
-    Emulator {
-        binary: String,
-        orch_dir: String,
-        pid: u32,
-        layer: Layer,
-    },
+    /// `orch-node delay`, an `orch-node proc` record under `<orch_dir>/<layer>/proc`.
+    Emulator(emulator::Running),
 }
 
 /// The method for one host's rules.
@@ -83,14 +75,16 @@ impl Made {
     async fn apply(t: &Target<'_>, rules: &[Egress], how: How) -> Result<Made, RemoteError> {
         match how {
             How::Netem => apply_netem(t.conn, rules).await,
-            How::Emulator(layer) => apply_emulator(t.conn, t.orch_dir, rules, layer).await,
+            How::Emulator(layer) => emulator::apply(t.conn, t.orch_dir, rules, layer)
+                .await
+                .map(Made::Emulator),
         }
     }
 
     async fn remove(&self, conn: &Conn) -> Result<(), RemoteError> {
         match self {
             Made::Netem { interfaces } => remove_netem(conn, interfaces).await,
-            Made::Emulator { .. } => remove_emulator(conn, self).await,
+            Made::Emulator(running) => emulator::remove(conn, running).await,
         }
     }
 }
@@ -223,25 +217,6 @@ pub async fn remove(applied: AppliedDelays, conns: &[&Conn]) -> Result<()> {
     }
 }
 
-/// Stops a fault emulator that an interrupted run left on the host (its `orch-node proc`
-/// records under `<orch_dir>/fault/proc`) and checks that its table is gone: teardown's
-/// safety net, as the owner flag is the kernel's. Nothing to do where no fault ever ran.
-pub async fn clear_fault(conn: &Conn, orch_dir: &str) -> Result<(), RemoteError> {
-    let root = orch_dir.trim_end_matches('/');
-    let paths = emulator::Paths::new(root, Layer::Fault);
-    let ran = conn.run(&Cmd::new(&["test", "-e", &paths.rules])).await?;
-    if !ran.status.success() {
-        return Ok(());
-    }
-    let made = Made::Emulator {
-        binary: node_binary(root),
-        orch_dir: root.to_string(),
-        pid: 0,
-        layer: Layer::Fault,
-    };
-    remove_emulator(conn, &made).await
-}
-
 impl AppliedDelays {
     /// The delays in use and the method per host, for `orch run`'s output and the run record.
     pub fn report(&self) -> String {
@@ -252,7 +227,9 @@ impl AppliedDelays {
                     let names: Vec<&str> = interfaces.iter().map(|(i, _)| i.as_str()).collect();
                     format!("tc netem on {}", names.join(", "))
                 }
-                Made::Emulator { pid, .. } => format!("orch-node delay emulator, pid {pid}"),
+                Made::Emulator(running) => {
+                    format!("orch-node delay emulator, pid {}", running.pid)
+                }
             };
             let _ = writeln!(out, "  {}: {method}", a.host.name);
             for r in &a.rules {
@@ -268,7 +245,7 @@ impl AppliedDelays {
     }
 }
 
-fn failure(conn: &Conn, command: &str, reason: impl Into<String>) -> RemoteError {
+pub(super) fn failure(conn: &Conn, command: &str, reason: impl Into<String>) -> RemoteError {
     RemoteError::Command {
         host: conn.host().to_string(),
         command: command.to_string(),
@@ -277,7 +254,7 @@ fn failure(conn: &Conn, command: &str, reason: impl Into<String>) -> RemoteError
 }
 
 /// Runs `cmd`; a non-zero exit is an error carrying its stderr.
-async fn checked(conn: &Conn, cmd: &Cmd, what: &str) -> Result<String, RemoteError> {
+pub(super) async fn checked(conn: &Conn, cmd: &Cmd, what: &str) -> Result<String, RemoteError> {
     let out = conn.run(cmd).await?;
     if !out.status.success() {
         return Err(failure(conn, what, out.stderr.trim()));
@@ -445,147 +422,6 @@ async fn remove_netem(
     } else {
         Err(failure(conn, "netem teardown", wrong.join("; ")))
     }
-}
-
-/// Where orch-node is on a host whose orch directory is `root`.
-fn node_binary(root: &str) -> String {
-    match std::env::var(NODE_BIN_ENV) {
-        Ok(b) if !b.is_empty() => b,
-        _ => format!("{root}/bin/orch-node"),
-    }
-}
-
-async fn apply_emulator(
-    conn: &Conn,
-    orch_dir: &str,
-    rules: &[Egress],
-    layer: Layer,
-) -> Result<Made, RemoteError> {
-    let root = orch_dir.trim_end_matches('/');
-    let binary = node_binary(root);
-    let paths = emulator::Paths::new(root, layer);
-    let refs: Vec<&Egress> = rules.iter().collect();
-    let file = emulator::rule_text(&emulator::rule_file(&refs, layer));
-    conn.upload(file.as_bytes(), file.len() as u64, &paths.rules, 0o644)
-        .await?;
-    // An emulator an interrupted run left holds the queues: stop it first.
-    let stop = Cmd::new(&emulator::stop(&binary, &paths)).privileged();
-    checked(conn, &stop, "orch-node proc stop-all (emulator leftovers)").await?;
-    let start = Cmd::new(&emulator::start(&binary, &paths)).privileged();
-    let out = checked(conn, &start, "orch-node proc start (emulator)").await?;
-    hand_back(conn, &paths).await?;
-    let made = Made::Emulator {
-        binary,
-        orch_dir: root.to_string(),
-        pid: out.trim().parse().unwrap_or(0),
-        layer,
-    };
-    if let Err(e) = wait_installed(conn, &made, &refs).await {
-        let _ = remove_emulator(conn, &made).await;
-        return Err(e);
-    }
-    Ok(made)
-}
-
-/// Waits until the emulator's `--show` read-back matches `rules`: the table appears once the
-/// emulator has bound its queues and installed it, some milliseconds after `proc start`
-/// returned on an idle host, seconds on a busy one or under TCG (where failing at the first
-/// read-back failed every emulator of a run). Fails at once, with the log's tail, if the emulator exits first, and with the
-/// read-back's differences after [`emulator::READY_WITHIN`].
-async fn wait_installed(conn: &Conn, made: &Made, rules: &[&Egress]) -> Result<(), RemoteError> {
-    let Made::Emulator {
-        binary,
-        orch_dir,
-        layer,
-        ..
-    } = made
-    else {
-        unreachable!("only the emulator is waited for")
-    };
-    let paths = emulator::Paths::new(orch_dir, *layer);
-    let show = Cmd::new(&emulator::show_command(binary, &paths)).privileged();
-    let status = Cmd::new(&emulator::status_command(binary, &paths)).privileged();
-    let deadline = std::time::Instant::now() + emulator::READY_WITHIN;
-    loop {
-        // `--show` fails while the table is not there yet: that is "not yet", like a table
-        // that differs, until the emulator exits or the deadline passes.
-        let wrong = match checked(conn, &show, "orch-node delay --show").await {
-            Ok(text) => {
-                let shown = emulator::parse_show(&text)
-                    .map_err(|e| failure(conn, "orch-node delay --show", e))?;
-                match emulator::verify(rules, *layer, &shown) {
-                    Ok(()) => return Ok(()),
-                    Err(wrong) => wrong,
-                }
-            }
-            Err(not_yet) => vec![not_yet.to_string()],
-        };
-        let rows = checked(conn, &status, "orch-node proc status").await?;
-        let rows: Vec<StatusRow> = serde_json::from_str(&rows)
-            .map_err(|e| failure(conn, "orch-node proc status --json", e.to_string()))?;
-        if !rows.iter().any(|r| r.name == layer.name() && r.alive) {
-            return Err(failure(
-                conn,
-                "orch-node delay",
-                format!("the emulator exited: {}", log_tail(conn, &paths).await),
-            ));
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(failure(conn, "orch-node delay --show", wrong.join("; ")));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
-/// [`emulator::hand_back_script`]: the emulator's records and log belong to the host's user.
-async fn hand_back(conn: &Conn, paths: &emulator::Paths) -> Result<(), RemoteError> {
-    let chown = Cmd::script(&emulator::hand_back_script(paths)).privileged();
-    checked(conn, &chown, "chown of the emulator's folder").await?;
-    Ok(())
-}
-
-/// The last lines of the emulator's log, for an error message.
-async fn log_tail(conn: &Conn, paths: &emulator::Paths) -> String {
-    let tail = Cmd::new(&["tail", "-n", "20", &paths.log]).privileged();
-    match conn.run(&tail).await {
-        Ok(out) => out.stdout.trim().to_string(),
-        Err(e) => format!("(log {} unreadable: {e})", paths.log),
-    }
-}
-
-async fn remove_emulator(conn: &Conn, made: &Made) -> Result<(), RemoteError> {
-    let Made::Emulator {
-        binary,
-        orch_dir,
-        layer,
-        ..
-    } = made
-    else {
-        unreachable!("only the emulator is removed here")
-    };
-    let paths = emulator::Paths::new(orch_dir, *layer);
-    let stop = Cmd::new(&emulator::stop(binary, &paths)).privileged();
-    checked(conn, &stop, "orch-node proc stop-all (emulator)").await?;
-    hand_back(conn, &paths).await?;
-    let log = log_tail(conn, &paths).await;
-    if let Some(stats) = emulator::exit_stats(&log) {
-        tracing::info!(host = conn.host(), stats, "emulator stopped");
-    }
-    let show = Cmd::new(&emulator::show_command(binary, &paths)).privileged();
-    let text = checked(conn, &show, "orch-node delay --show").await?;
-    let shown =
-        emulator::parse_show(&text).map_err(|e| failure(conn, "orch-node delay --show", e))?;
-    if !shown.installed.is_empty() {
-        return Err(failure(
-            conn,
-            "orch-node delay --show",
-            format!(
-                "table {} is still installed after the emulator stopped: {text}",
-                shown.table
-            ),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
