@@ -25,6 +25,12 @@ pub struct Running {
     pub layer: Layer,
 }
 
+impl Running {
+    fn paths(&self) -> Paths {
+        Paths::new(&self.orch_dir, self.layer)
+    }
+}
+
 /// Which emulator instance: each has its own folder (`<orch_dir>/<name>/`), `orch-node proc`
 /// record, nftables table and queues, so a fault's rules can come and go while the scenario's
 /// delays stay in force.
@@ -256,13 +262,7 @@ async fn wait_installed(
     running: &Running,
     rules: &[&Egress],
 ) -> Result<(), RemoteError> {
-    let Running {
-        binary,
-        orch_dir,
-        layer,
-        ..
-    } = running;
-    let paths = Paths::new(orch_dir, *layer);
+    let (binary, paths) = (&running.binary, running.paths());
     let show = Cmd::new(&show_command(binary, &paths)).privileged();
     let status = Cmd::new(&status_command(binary, &paths)).privileged();
     let deadline = std::time::Instant::now() + READY_WITHIN;
@@ -273,7 +273,7 @@ async fn wait_installed(
             Ok(text) => {
                 let shown =
                     parse_show(&text).map_err(|e| failure(conn, "orch-node delay --show", e))?;
-                match verify(rules, *layer, &shown) {
+                match verify(rules, paths.layer, &shown) {
                     Ok(()) => return Ok(()),
                     Err(wrong) => wrong,
                 }
@@ -283,7 +283,7 @@ async fn wait_installed(
         let rows = checked(conn, &status, "orch-node proc status").await?;
         let rows: Vec<StatusRow> = serde_json::from_str(&rows)
             .map_err(|e| failure(conn, "orch-node proc status --json", e.to_string()))?;
-        if !rows.iter().any(|r| r.name == layer.name() && r.alive) {
+        if !rows.iter().any(|r| r.name == paths.layer.name() && r.alive) {
             return Err(failure(
                 conn,
                 "orch-node delay",
@@ -315,13 +315,7 @@ async fn log_tail(conn: &Conn, paths: &Paths) -> String {
 
 /// Stops the emulator and checks that its table is gone.
 pub async fn remove(conn: &Conn, running: &Running) -> Result<(), RemoteError> {
-    let Running {
-        binary,
-        orch_dir,
-        layer,
-        ..
-    } = running;
-    let paths = Paths::new(orch_dir, *layer);
+    let (binary, paths) = (&running.binary, running.paths());
     let stop = Cmd::new(&stop(binary, &paths)).privileged();
     checked(conn, &stop, "orch-node proc stop-all (emulator)").await?;
     hand_back(conn, &paths).await?;
