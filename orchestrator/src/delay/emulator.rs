@@ -1,8 +1,9 @@
 //! Delays with `orch-node delay`, for hosts whose kernel has no netem: the rule file it reads
 //! (the shared contract `orch_common::delay`), its start and stop on a host as an
 //! `orch-node proc` record like every other process orch starts ([`apply`], [`remove`]), and
-//! the check of what it installed (its `--show` read-back of the kernel's nftables table). Two instances may run on a host, one per
-//! [`Layer`]: the scenario's delays and a network fault's rules on top of them.
+//! the check of what it installed (its `--show` read-back of the kernel's nftables table). Two
+//! instances may run on a host, one per [`Layer`]: the scenario's delays and a network fault's
+//! rules on top of them.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -58,6 +59,7 @@ impl Layer {
         }
     }
 }
+
 /// Seconds between SIGTERM (the emulator deletes its table and releases held packets) and
 /// SIGKILL (the kernel deletes the owned table anyway).
 pub const GRACE_SECS: u64 = 3;
@@ -255,8 +257,8 @@ pub async fn apply(
 /// Waits until the emulator's `--show` read-back matches `rules`: the table appears once the
 /// emulator has bound its queues and installed it, some milliseconds after `proc start`
 /// returned on an idle host, seconds on a busy one or under TCG (where failing at the first
-/// read-back failed every emulator of a run). Fails at once, with the log's tail, if the emulator exits first, and with the
-/// read-back's differences after [`READY_WITHIN`].
+/// read-back failed every emulator of a run). Fails at once, with the log's tail, if the
+/// emulator exits first, and with the read-back's differences after [`READY_WITHIN`].
 async fn wait_installed(
     conn: &Conn,
     running: &Running,

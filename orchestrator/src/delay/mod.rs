@@ -41,7 +41,7 @@ pub struct Target<'a> {
 pub struct AppliedDelays {
     hosts: Vec<Applied>,
     /// What they are, for progress lines and errors: `delays` or `fault`.
-    what: String,
+    what: &'static str,
 }
 
 #[derive(Debug, Clone)]
@@ -139,7 +139,7 @@ fn privileged<'t, 'a>(targets: &'t [Target<'a>], name: &str, what: &str) -> Resu
 async fn apply_all(
     targets: &[Target<'_>],
     plan: Vec<(&Target<'_>, &[Egress], How)>,
-    label: &str,
+    label: &'static str,
 ) -> Result<AppliedDelays> {
     let progress = Progress::new(label, plan.len());
     let results = futures::future::join_all(plan.iter().map(|(t, rules, how)| async {
@@ -155,7 +155,7 @@ async fn apply_all(
     progress.finish();
     let mut applied = AppliedDelays {
         hosts: Vec::new(),
-        what: label.to_string(),
+        what: label,
     };
     let mut failed = Vec::new();
     for r in results {

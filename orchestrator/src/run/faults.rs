@@ -135,10 +135,7 @@ impl Nemesis<'_> {
             anyhow::bail!("the run has no ZooKeeper servers");
         };
         let modes = self.modes(ensemble).await;
-        let leader = modes
-            .iter()
-            .find(|(_, m)| matches!(m.as_deref(), Some("leader" | "standalone")))
-            .map(|(n, _)| n.clone());
+        let leader = sides::leader(&modes).map(String::from);
         records[i].leader_before = leader.clone();
         let hit = sides::zookeeper_hosts(&f.target, &modes, &self.client_side);
         if hit.is_empty() {
@@ -240,10 +237,7 @@ impl Nemesis<'_> {
         for (h, r) in hit.iter().zip(said) {
             match r {
                 Ok(text) => {
-                    first = match (first, sent_at(&text)) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
+                    first = first.into_iter().chain(sent_at(&text)).min();
                     done.push(h.clone());
                 }
                 Err(e) => failed.push(format!("{h}: {e:#}")),

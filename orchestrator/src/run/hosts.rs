@@ -37,6 +37,27 @@ impl RunHost {
     }
 
     /// The `orch-node` that `orch setup` installed.
+    /// This host as the delay API takes it, with `conn` (the run's connection to it); an error
+    /// naming `what` needs it if its facts were not probed.
+    pub fn delay_target<'a>(
+        &'a self,
+        conn: &'a Conn,
+        what: &str,
+    ) -> anyhow::Result<crate::delay::Target<'a>> {
+        let Some(facts) = &self.facts else {
+            anyhow::bail!(
+                "{}: has {what} but its facts were not probed",
+                self.host.name
+            );
+        };
+        Ok(crate::delay::Target {
+            host: &self.host,
+            conn,
+            orch_dir: &self.orch_dir,
+            facts,
+        })
+    }
+
     pub fn node(&self) -> String {
         format!("{}/bin/orch-node", self.orch_dir)
     }

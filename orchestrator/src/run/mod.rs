@@ -391,19 +391,14 @@ async fn one_run(
     }))
     .await?;
     if let Some(d) = &spec.delays {
-        let mut targets = Vec::new();
-        for (name, _) in &d.hosts {
-            let (conn, rh) = &conns[name];
-            let Some(facts) = &rh.facts else {
-                bail!("{name}: has delays but its facts were not probed");
-            };
-            targets.push(delay::Target {
-                host: &rh.host,
-                conn,
-                orch_dir: &rh.orch_dir,
-                facts,
-            });
-        }
+        let targets = d
+            .hosts
+            .iter()
+            .map(|(name, _)| {
+                let (conn, rh) = &conns[name];
+                rh.delay_target(conn, "delays")
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let applied = delay::apply(&targets, d).await?;
         eprintln!("   delays:\n{}", indent(&applied.report()));
         std::fs::write(local.join("delays.txt"), applied.report())?;

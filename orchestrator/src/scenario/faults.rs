@@ -1,7 +1,7 @@
 //! The `faults:` list: what to break during the workload, when, for how long and whom, in the
 //! manner of Jepsen's nemesis. A target is a role (the ZooKeeper leader or a follower, a
 //! minority or a majority of the servers, the replicas' leader or a follower), resolved only
-//! when the fault fires, or one named ZooKeeper server.
+//! when the fault fires, or ZooKeeper servers named by a host selection.
 //!
 //! Actions: `kill` (SIGKILL, restart after `duration_s`), `pause` (SIGSTOP, SIGCONT after
 //! `duration_s`), and the network faults `partition` (no traffic between the target and every
@@ -271,7 +271,7 @@ impl Checker<'_> {
         let action = match (needs, &f.percent, &f.delay_ms) {
             (None, _, _) => action,
             (Some("percent"), Some(p), _) => {
-                let fine = p.value.is_finite() && p.value > 0.0 && p.value <= 100.0;
+                let fine = p.value > 0.0 && orch_common::delay::check_loss(p.value).is_ok();
                 if !fine {
                     self.problems.report(
                         p,

@@ -75,20 +75,11 @@ impl Nemesis<'_> {
                 hit.join(", ")
             );
         }
-        let mut targets = Vec::new();
-        for (name, (conn, rh)) in self.conns {
-            let Some(facts) = &rh.facts else {
-                anyhow::bail!(
-                    "{name}: its facts were not probed, so no network fault can be made there"
-                );
-            };
-            targets.push(delay::Target {
-                host: &rh.host,
-                conn,
-                orch_dir: &rh.orch_dir,
-                facts,
-            });
-        }
+        let targets = self
+            .conns
+            .values()
+            .map(|(conn, rh)| rh.delay_target(conn, "network faults"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         delay::apply_fault(&targets, &hosts).await
     }
 

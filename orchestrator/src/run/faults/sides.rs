@@ -16,10 +16,7 @@ pub fn zookeeper_hosts(
     modes: &[(String, Option<String>)],
     client_side: &[String],
 ) -> Vec<String> {
-    let leader = modes
-        .iter()
-        .find(|(_, m)| matches!(m.as_deref(), Some("leader" | "standalone")))
-        .map(|(n, _)| n.as_str());
+    let leader = leader(modes);
     match target {
         FaultTarget::ZookeeperLeader => leader.into_iter().map(String::from).collect(),
         FaultTarget::ZookeeperFollower => modes
@@ -43,6 +40,14 @@ pub fn zookeeper_hosts(
             unreachable!("replica targets are resolved from the replicas' logs")
         }
     }
+}
+
+/// The server `srvr` calls leader (or standalone) in `modes`, if one does.
+pub fn leader(modes: &[(String, Option<String>)]) -> Option<&str> {
+    modes
+        .iter()
+        .find(|(_, m)| matches!(m.as_deref(), Some("leader" | "standalone")))
+        .map(|(n, _)| n.as_str())
 }
 
 /// ⌊(n−1)/2⌋ servers: first those that are neither the leader nor on the client's side, then
