@@ -4,6 +4,8 @@
 //!   `traffic`, `elect`, `fourlw`, `chroot`, `ycsb`), parsed by orch-node and built by orch.
 //! - [`delay`]: the rule file of `orch-node delay`, the ranges of its values, the jitter
 //!   distributions and the `--show` read-back, written by one side and read by the other.
+//! - [`dist`]: netem's jitter distributions as quantile functions: the emulator draws from them
+//!   and orch certifies measured round trips against them.
 //! - [`replica`]: the replica's configuration (`orch-node elect --config`), which orch builds
 //!   from a scenario's `election:` section and the inventory, and orch-node reads.
 //! - [`events`]: the records of the replica's JSON-lines event log, which orch-node writes and
@@ -13,5 +15,6 @@
 
 pub mod agent;
 pub mod delay;
+pub mod dist;
 pub mod events;
 pub mod replica;

@@ -6,7 +6,6 @@ mod fourlw;
 mod proc;
 mod relay;
 mod rtt;
-mod stats;
 mod traffic;
 mod ycsb;
 mod zkwrite;

@@ -6,7 +6,6 @@
 //! `owner` flag and the queue rules with `bypass`, so if the process dies in any way the kernel
 //! deletes the table and nothing stays delayed or blocked. See docs/delay.md.
 
-mod dist;
 mod hold;
 mod nft;
 mod nl;
@@ -238,7 +237,7 @@ impl Emulator {
             queue::verdict(&mut self.out, packet, Verdict::Drop);
             return;
         }
-        let delay = dist::sample_ns(
+        let delay = orch_common::dist::sample_ns(
             rule.distribution,
             rule.delay_ms * 1e6,
             rule.jitter_ms * 1e6,

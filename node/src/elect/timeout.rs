@@ -5,7 +5,7 @@
 //! the heartbeat interval, and a rank-dependent safety margin so that well-placed replicas
 //! time out, and therefore stand for election, first.
 
-use crate::stats::normal_quantile;
+use orch_common::dist::normal_quantile;
 use rand::{Rng, RngExt};
 
 use super::config::{jacobson_bound_ms, Config, FdMode};

@@ -3,13 +3,19 @@
 //! `orch-node delay` user-space emulator elsewhere, verified by reading the result back, and
 //! always removed again. See docs/delay.md.
 
+pub mod certify;
 mod emulator;
 pub mod measure;
+mod model;
 mod netem;
 mod spec;
 
 pub use emulator::{clear_fault, Layer};
-pub use spec::{DelaySpec, Delays, Distribution, Egress, InterfaceDelay, Link, Method, PairDelay};
+pub use model::RoundTrip;
+pub use spec::{
+    truncated, DelaySpec, Delays, Distribution, Egress, InterfaceDelay, Link, Method, PairDelay,
+    Tolerance,
+};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -11,7 +11,7 @@ use orch_common::delay;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::measure::Tolerance;
+use super::model::Truncation;
 use crate::config::Problems;
 use crate::inventory::Host;
 
@@ -38,6 +38,9 @@ pub struct DelaySpec {
     /// ms (default 2); a pair fails only when off by more than both (delay/measure.rs).
     pub tolerance_pct: Option<Spanned<f64>>,
     pub tolerance_ms: Option<Spanned<f64>>,
+    /// Subtract half of each pair's base round trip (measured before the delays) from each
+    /// direction's delay, so the round trip is the declared one rather than declared + base.
+    pub compensate: Option<bool>,
 }
 
 /// A delay on everything `host` sends to the other hosts' experiment IPs (through `interface`
@@ -51,6 +54,9 @@ pub struct InterfaceDelay {
     pub jitter_ms: Option<Spanned<f64>>,
     pub distribution: Option<Spanned<String>>,
     pub loss_pct: Option<Spanned<f64>>,
+    /// Run a profile whose draws below zero change its mean or spread (see [`MAX_TRUNCATION`]).
+    #[serde(default)]
+    pub allow_truncation: bool,
 }
 
 /// A one-way delay from `from` to `to` (applied on `from`'s egress); it replaces any interface
@@ -66,6 +72,30 @@ pub struct PairDelay {
     pub jitter_ms: Option<Spanned<f64>>,
     pub distribution: Option<Spanned<String>>,
     pub loss_pct: Option<Spanned<f64>>,
+    /// Run a profile whose draws below zero change its mean or spread (see [`MAX_TRUNCATION`]).
+    #[serde(default)]
+    pub allow_truncation: bool,
+}
+
+/// How far a realised statistic may be from the model's beyond its sampling interval (what the
+/// emulation itself may add): the larger of `pct` percent of the model's value and `ms`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerance {
+    pub pct: f64,
+    pub ms: f64,
+}
+
+impl Default for Tolerance {
+    fn default() -> Tolerance {
+        Tolerance { pct: 20.0, ms: 2.0 }
+    }
+}
+
+impl Tolerance {
+    /// The largest deviation from `declared_ms` accepted beyond the sampling interval.
+    pub fn allowed_ms(&self, declared_ms: f64) -> f64 {
+        (declared_ms * self.pct / 100.0).max(self.ms)
+    }
 }
 
 /// How the delays are made on the hosts (`delays.method`).
@@ -135,8 +165,10 @@ pub struct Egress {
 pub struct Delays {
     pub method: Method,
     pub hosts: Vec<(String, Vec<Egress>)>,
-    /// For the measurement after the delays are applied.
+    /// For the certification after the delays are applied.
     pub tolerance: Tolerance,
+    /// `delays.compensate`: subtract half of each pair's base round trip from each direction.
+    pub compensate: bool,
 }
 
 impl Delays {
@@ -179,6 +211,7 @@ impl DelaySpec {
                 d.jitter_ms.as_ref(),
                 d.distribution.as_ref(),
                 d.loss_pct.as_ref(),
+                d.allow_truncation,
             );
             let Some(h) = c.host(&d.host, &format!("{field}.host")) else {
                 continue;
@@ -247,6 +280,7 @@ impl DelaySpec {
                 d.jitter_ms.as_ref(),
                 d.distribution.as_ref(),
                 d.loss_pct.as_ref(),
+                d.allow_truncation,
             );
             let from = c.host(&d.from, &format!("{field}.from"));
             let to = c.host(&d.to, &format!("{field}.to"));
@@ -308,6 +342,7 @@ impl DelaySpec {
         }
         Some(Delays {
             tolerance,
+            compensate: self.compensate.unwrap_or(false),
             method,
             hosts: hosts
                 .iter()
@@ -320,6 +355,43 @@ impl DelaySpec {
                 .collect(),
         })
     }
+}
+
+/// The most a link's draws below zero may move its mean or standard deviation without
+/// `allow_truncation: true`: 3 %. The seed's 2 +- 1 ms normal moves its mean by 0.4 % and its
+/// standard deviation by 2.0 % (so 2 % would refuse it); its 100 +- 100 ms normal moves the mean
+/// by 8.3 % and the standard deviation by 13 %.
+pub const MAX_TRUNCATION: f64 = 0.03;
+
+/// Why `link` cannot be emulated as declared (netem and the emulator send a packet drawn a
+/// negative delay at once, which moves the realised mean up and the spread down), or `None`.
+pub fn truncated(link: &Link) -> Option<String> {
+    let t = Truncation::of(link);
+    if t.change() <= MAX_TRUNCATION {
+        return None;
+    }
+    let pct = |declared: f64, realised: f64| {
+        if declared > 0.0 {
+            format!("{:+.1}%", (realised - declared) / declared * 100.0)
+        } else {
+            "a declared mean at or below zero".to_string()
+        }
+    };
+    Some(format!(
+        "{link} draws below zero for {:.1}% of packets, which netem and the emulator send at \
+         once: the realised mean is {:.2} ms and the standard deviation {:.2} ms instead of \
+         {:.2} and {:.2} ({} and {}; at most {}% is accepted). Declare a profile that stays \
+         above zero, or add `allow_truncation: true` to this entry to run it as emulated (the \
+         run then certifies the delays against the cut distribution)",
+        t.below_zero * 100.0,
+        t.realised_mean_ms,
+        t.realised_sd_ms,
+        t.declared_mean_ms,
+        t.declared_sd_ms,
+        pct(t.declared_mean_ms, t.realised_mean_ms),
+        pct(t.declared_sd_ms, t.realised_sd_ms),
+        MAX_TRUNCATION * 100.0
+    ))
 }
 
 fn host_index(hosts: &[&Host], name: &str) -> usize {
@@ -359,6 +431,7 @@ impl Checker<'_> {
         jitter: Option<&Spanned<f64>>,
         distribution: Option<&Spanned<String>>,
         loss: Option<&Spanned<f64>>,
+        allow_truncation: bool,
     ) -> Option<Link> {
         let before = self.problems.len();
         for (name, v) in [("delay_ms", Some(delay)), ("jitter_ms", jitter)] {
@@ -392,12 +465,22 @@ impl Checker<'_> {
                 );
             }
         }
-        (self.problems.len() == before).then_some(Link {
+        if self.problems.len() > before {
+            return None;
+        }
+        let link = Link {
             delay_ms: delay.value,
             jitter_ms,
             distribution: dist,
             loss_pct: loss.map_or(0.0, |l| l.value),
-        })
+        };
+        if !allow_truncation {
+            if let Some(why) = truncated(&link) {
+                self.problems.at(delay.referenced, field, why);
+                return None;
+            }
+        }
+        Some(link)
     }
 }
 
@@ -525,5 +608,43 @@ mod tests {
             "n2 has a delay for all its interfaces and one for a single interface (line 4)"
         ));
         assert!(validate("{}").unwrap().is_empty());
+    }
+
+    #[test]
+    fn profiles_cut_at_zero_are_refused_unless_allowed() {
+        let seed =
+            "interfaces:\n  - {host: n1, delay_ms: 100, jitter_ms: 100, distribution: normal}\n";
+        let errors = validate(seed).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("s.yaml:2:") && errors[0].contains("delays.interfaces[0]"),
+            "{errors:?}"
+        );
+        for part in [
+            "below zero for 15.9% of packets",
+            "realised mean is 108.33 ms",
+            "+8.3%",
+        ] {
+            assert!(errors[0].contains(part), "{part}: {errors:?}");
+        }
+        let allowed = seed.replace("normal}", "normal, allow_truncation: true}");
+        assert_eq!(validate(&allowed).unwrap().hosts.len(), 1);
+        // The seed's 2 +- 1 ms stays accepted; 5 +- 50 ms uniform on a pair does not.
+        assert!(validate(
+            "interfaces:\n  - {host: n1, delay_ms: 2, jitter_ms: 1, distribution: normal}\n"
+        )
+        .is_ok());
+        let errors =
+            validate("pairs:\n  - {from: n1, to: n2, delay_ms: 5, jitter_ms: 50}\n").unwrap_err();
+        assert!(
+            errors[0].contains("delays.pairs[0]") && errors[0].contains("realised mean is 15.1"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn compensate_is_off_unless_asked() {
+        assert!(!validate("{}").unwrap().compensate);
+        assert!(validate("compensate: true\n").unwrap().compensate);
     }
 }

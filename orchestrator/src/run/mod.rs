@@ -4,6 +4,7 @@
 //! teardown in reverse order always runs (success, error, Ctrl-C) and stops exactly the
 //! processes the run started. Logs stay on the hosts for `orch fetch-logs`.
 
+mod delays;
 mod election;
 mod faults;
 mod hosts;
@@ -380,7 +381,7 @@ async fn one_run(
     label: &str,
     conns: &BTreeMap<String, (Conn, RunHost)>,
     dir: &store::RunDir,
-    delays: &mut Option<delay::AppliedDelays>,
+    applied: &mut Option<delay::AppliedDelays>,
 ) -> anyhow::Result<RunResult> {
     let local = dir.path.join(label);
     std::fs::create_dir_all(&local)?;
@@ -391,38 +392,7 @@ async fn one_run(
     }))
     .await?;
     if let Some(d) = &spec.delays {
-        let targets = d
-            .hosts
-            .iter()
-            .map(|(name, _)| {
-                let (conn, rh) = &conns[name];
-                rh.delay_target(conn, "delays")
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let applied = delay::apply(&targets, d).await?;
-        eprintln!("   delays:\n{}", indent(&applied.report()));
-        std::fs::write(local.join("delays.txt"), applied.report())?;
-        *delays = Some(applied);
-        // Measured delays: declared vs measured round trip per pair, before any workload.
-        let with_conns: Vec<(&Host, &Conn)> = targets.iter().map(|t| (t.host, t.conn)).collect();
-        let m = delay::measure::measure(&with_conns, d).await?;
-        let report = format!(
-            "{}\n{}",
-            delays.as_ref().expect("set above").report(),
-            m.report()
-        );
-        std::fs::write(local.join("delays.txt"), &report)?;
-        let json = serde_json::to_vec_pretty(&m)?;
-        std::fs::write(local.join("delays.json"), &json)?;
-        eprintln!("{}", indent(&m.report()));
-        if let Some(off) = m.failures() {
-            bail!(
-                "the measured round trips do not match the declared delays (see {}):\n  {off}",
-                local.join("delays.txt").display()
-            );
-        }
-        // As `orch report` reads it back from delays.json, so both give the same summary.json.
-        measured = Some(serde_json::from_slice(&json)?);
+        measured = Some(delays::start(d, conns, &local, applied).await?);
     }
     if let Some(t) = &spec.traffic {
         traffic::start(inventory, t, label, conns).await?;

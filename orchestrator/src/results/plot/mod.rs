@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+mod cdf;
 mod elect;
 mod svg;
 mod ycsb;
@@ -18,6 +19,7 @@ use orch_analysis::ycsb::Report;
 use orch_common::events::Record;
 use resvg::{tiny_skia, usvg};
 
+pub use cdf::ecdf;
 pub use elect::CellSamples;
 use ycsb::{latency_svg, parse_status, throughput_svg};
 
@@ -102,6 +104,19 @@ pub fn write_election_plots(
             &mut written,
         )?;
     }
+    Ok(written)
+}
+
+/// Writes `base.svg` and `base.png`: one delayed pair's round trips as CDFs, the model of its
+/// declared delays against the realised ones (`curves`: name, points); returns the files.
+pub fn write_cdf_plot(
+    base: &Path,
+    title: &str,
+    curves: &[(&str, Vec<(f64, f64)>)],
+) -> anyhow::Result<Vec<PathBuf>> {
+    let options = render_options(font()?)?;
+    let mut written = Vec::new();
+    write_pair(base, &cdf::cdf_svg(title, curves), &options, &mut written)?;
     Ok(written)
 }
 

@@ -1,5 +1,6 @@
 //! Delay distributions with netem's definitions, computed analytically instead of from
-//! iproute2's tables.
+//! iproute2's tables: the emulator draws its delays with them (orch-node delay), and orch
+//! builds the model it certifies measured round trips against (orch's delay/certify.rs).
 //!
 //! netem draws `t` from a table of the distribution's inverse CDF (in units of the jitter,
 //! stored as 16-bit integers over 8192, so |t| <= 4) and adds `delay + jitter * t`; a negative
@@ -20,9 +21,7 @@
 //! Differences from netem: no table quantisation (netem has 4096 to 16384 steps), and no
 //! delay correlation (netem's correlation parameter is deprecated as statistically wrong).
 
-use orch_common::delay::Distribution;
-
-use crate::stats::normal_quantile;
+use crate::delay::Distribution;
 
 /// netem's table range: 16-bit values over `NETEM_DIST_SCALE` (8192).
 const TABLE_LIMIT: f64 = 32767.0 / 8192.0;
@@ -41,18 +40,73 @@ pub fn quantile(d: Distribution, u: f64) -> f64 {
     }
 }
 
-/// A delay of `d` in nanoseconds: `delay + jitter * t(u)`, never negative.
-pub fn sample_ns(d: Distribution, delay_ns: f64, jitter_ns: f64, u: f64) -> u64 {
-    if jitter_ns == 0.0 {
-        return delay_ns as u64;
+/// A one-way delay of `d` in ms for a uniform draw `u`: `delay + jitter * t(u)`, or 0 where
+/// that is negative (netem and the emulator send such a packet at once).
+pub fn one_way_ms(d: Distribution, delay_ms: f64, jitter_ms: f64, u: f64) -> f64 {
+    if jitter_ms == 0.0 {
+        return delay_ms;
     }
-    (delay_ns + jitter_ns * quantile(d, u)).max(0.0) as u64
+    (delay_ms + jitter_ms * quantile(d, u)).max(0.0)
+}
+
+/// A delay of `d` in nanoseconds, as [`one_way_ms`] draws it.
+pub fn sample_ns(d: Distribution, delay_ns: f64, jitter_ns: f64, u: f64) -> u64 {
+    (one_way_ms(d, delay_ns / 1e6, jitter_ns / 1e6, u) * 1e6).round() as u64
 }
 
 /// netem's Pareto table entry for `v` in (0, 1]: decreasing in `v`, so `pareto(1 - u)` is a
 /// quantile function.
 fn pareto(v: f64) -> f64 {
     (4.0 / 3.0 * (v.powf(-1.0 / 3.0) - 1.5)).min(TABLE_LIMIT)
+}
+
+/// Φ⁻¹, the inverse of the standard normal CDF (Acklam's rational approximation, |error| < 1.2e-9);
+/// also the replica's confidence intervals of RTTs.
+pub fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    let p = p.clamp(1e-12, 1.0 - 1e-12);
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < 0.02425 {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - 0.02425 {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
 }
 
 #[cfg(test)]
@@ -106,5 +160,13 @@ mod tests {
         assert_eq!(sample_ns(Distribution::Normal, 5e6, 0.0, 0.1), 5_000_000);
         let u = sample_ns(Distribution::Uniform, 10e6, 2e6, 0.75);
         assert_eq!(u, 11_000_000);
+    }
+
+    #[test]
+    fn normal_quantiles_are_known_values() {
+        assert!(normal_quantile(0.5).abs() < 1e-9);
+        assert!((normal_quantile(0.975) - 1.959_963_985).abs() < 1e-6);
+        assert!((normal_quantile(0.995) - 2.575_829).abs() < 1e-5);
+        assert!((normal_quantile(0.001) + 3.090_232_306).abs() < 1e-6);
     }
 }
