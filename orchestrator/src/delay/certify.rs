@@ -112,11 +112,9 @@ pub struct Certified {
 /// The rule as delays.txt and delays.json state it.
 pub fn rule(tolerance: Tolerance) -> String {
     format!(
-        "p10, p50, p90, p99 and the standard deviation of each pair's round trips against the \
-         model (base round trip + one draw of each direction's declared delay, cut at zero as \
-         emulated); a statistic fails when the model's value is outside the realised one's \
-         {Z}-sigma sampling interval (order statistics for quantiles, the fourth moment for the \
-         standard deviation) widened by {}% of the model's value or {} ms, whichever is larger",
+        "p10, p50, p90, p99 and sd of each pair's round trips against the model (base round trip \
+         + one draw of each direction, cut at zero), each within its {Z}-sigma sampling interval \
+         widened by {}% of the model's value or {} ms, whichever is larger",
         tolerance.pct, tolerance.ms
     )
 }
@@ -215,8 +213,7 @@ impl Certified {
     /// statistic declared/realised (a failed one marked `!`), and the verdict.
     pub fn report(&self) -> String {
         let mut out = format!(
-            "certified round trips (ping between experiment IPs, all pairs at once; declared = \
-             the model of the declared delays on the measured base round trip; rule: {}):\n",
+            "certified round trips (ping between experiment IPs, all pairs at once): {}\n",
             self.rule
         );
         let _ = writeln!(

@@ -12,7 +12,7 @@
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ use orch::config::Problems;
 use orch::delay::{self, DelaySpec};
 use orch::inventory::Inventory;
 
-use crate::util::{procs, text, DelayHosts, Lab};
+use crate::util::{node_binary, procs, text, DelayHosts, Lab};
 
 /// One-way delays of the matrix, both ways: (from, to, ms).
 const MATRIX: [(usize, usize, f64); 3] = [(1, 2, 5.0), (1, 3, 20.0), (2, 3, 40.0)];
@@ -87,26 +87,6 @@ impl Lab {
         }
         assert_eq!(killed, 1, "host{i} should run exactly one emulator");
     }
-}
-
-/// Builds `orch-node` into the target directory of this test and returns its path.
-fn node_binary() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["build", "-p", "orch-node", "--bin", "orch-node"])
-        .current_dir(workspace)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "building orch-node: {}",
-        text(&out.stderr)
-    );
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("orch-node");
-    assert!(bin.exists(), "no {}", bin.display());
-    bin
 }
 
 /// `measured` is within 10% or 0.5 ms (whichever is larger) of `expected`.

@@ -11,6 +11,7 @@
 
 mod util;
 
+mod certify;
 mod cllab;
 mod control;
 mod delay;

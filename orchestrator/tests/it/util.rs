@@ -171,6 +171,26 @@ pub fn workspace(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
 }
 
+/// Builds `orch-node` into the target directory of this test and returns its path.
+pub fn node_binary() -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "-p", "orch-node", "--bin", "orch-node"])
+        .current_dir(workspace)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "building orch-node: {}",
+        text(&out.stderr)
+    );
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("orch-node");
+    assert!(bin.exists(), "no {}", bin.display());
+    bin
+}
+
 /// `orch setup` with a ZooKeeper tarball made from Debian's package.
 pub fn setup(lab: &Lab) {
     let tarball = lab.dir.path().join("zk.tar.gz");
