@@ -1,6 +1,6 @@
 //! Certifying a run's delays: every delayed pair's measured round trips are compared with the
-//! round trip its declared delays give as emulated ([`RoundTrip`]: the pair's base round trip
-//! plus one draw of each direction, cut at zero), on the shape and not just the centre.
+//! round trip its declared delays give as emulated ([`RoundTrip`]: the pair's median base round
+//! trip plus one draw of each direction, cut at zero), on the shape and not just the centre.
 //!
 //! The rule, one for every pair and statistic: for p10, p50, p90, p99 and the standard
 //! deviation, the realised statistic has a sampling interval (for a quantile, the order
@@ -112,8 +112,8 @@ pub struct Certified {
 /// The rule as delays.txt and delays.json state it.
 pub fn rule(tolerance: Tolerance) -> String {
     format!(
-        "p10, p50, p90, p99 and sd of each pair's round trips against the model (base round trip \
-         + one draw of each direction, cut at zero), each within its {Z}-sigma sampling interval \
+        "p10, p50, p90, p99 and sd of each pair's round trips against the model (median base round \
+         trip + one draw of each direction, cut at zero), each within its {Z}-sigma sampling interval \
          widened by {}% of the model's value or {} ms, whichever is larger",
         tolerance.pct, tolerance.ms
     )
@@ -327,7 +327,7 @@ mod tests {
 
     fn model_30() -> RoundTrip {
         let l = normal(15.0, 5.0);
-        RoundTrip::new(Some(&l), Some(&l), &[0.05])
+        RoundTrip::new(Some(&l), Some(&l), 0.05)
     }
 
     fn normal_rtt(mean: f64, sd: f64) -> impl Fn(f64) -> f64 {

@@ -67,7 +67,8 @@ pub async fn start(
     for (i, pair) in pairs.iter().enumerate() {
         let (base_sent, base_ms) = &base[i];
         let (sent, delayed_ms) = &delayed[i];
-        let model = RoundTrip::new(Some(&pair.forward), pair.back.as_ref(), base_ms);
+        let base_p50 = Sampled::of(*base_sent, base_ms).map_or(0.0, |b| b.p50_ms);
+        let model = RoundTrip::new(Some(&pair.forward), pair.back.as_ref(), base_p50);
         let (checks, problem) = certify::judge(&model, delayed_ms, d.tolerance);
         let ok = problem.is_none() && checks.iter().all(|c| c.ok);
         let original = &declared[i];
@@ -75,11 +76,10 @@ pub async fn start(
             "{} <-> {}: round trips, declared against realised",
             pair.from, pair.to
         );
-        let (q_lo, q_hi) = (model.quantile(0.0), model.quantile(1.0));
-        let steps = 200;
-        let model_curve: Vec<(f64, f64)> = (0..=steps)
-            .map(|k| q_lo + (q_hi - q_lo) * f64::from(k) / f64::from(steps))
-            .map(|x| (x, model.cdf(x)))
+        // The model's CDF through its quantiles: a fixed delay is a vertical step.
+        let model_curve: Vec<(f64, f64)> = (0..=200)
+            .map(|k| f64::from(k) / 200.0)
+            .map(|q| (model.quantile(q), q))
             .collect();
         plot::write_cdf_plot(
             &local.join(format!("delays-{}-{}", pair.from, pair.to)),
