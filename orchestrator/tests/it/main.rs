@@ -17,6 +17,7 @@ mod delay;
 mod election;
 mod failures;
 mod faults;
+mod intended;
 mod inventory;
 mod kernel;
 mod lab;
