@@ -27,3 +27,4 @@ mod run;
 mod scenarios;
 mod setup;
 mod uplink;
+mod zklogs;
