@@ -127,11 +127,6 @@ impl Report {
 }
 
 impl Operation {
-    /// Whether the section holds latencies from the intended start (`[Intended-UPDATE]`).
-    pub fn is_intended(&self) -> bool {
-        self.name.starts_with(INTENDED_PREFIX)
-    }
-
     /// The latency at `percentile` (e.g. 99.0), if the output listed it.
     pub fn percentile(&self, percentile: f64) -> Option<f64> {
         self.percentiles
