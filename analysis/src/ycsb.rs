@@ -5,11 +5,29 @@
 //! (`[OVERALL], RunTime(ms), 10110`, `[READ], 99thPercentileLatency(us), 2211`,
 //! `[READ], Return=OK, 103`). Everything else in a captured output (stderr mixed in, status
 //! lines, `Results stored in ...`) is skipped.
+//!
+//! With a target throughput and `measurement.interval=both`, YCSB also prints every operation's
+//! latency from its intended start (when the throttle schedule wanted it sent) as its own
+//! section, `[Intended-UPDATE]`: those are operations of their own here, without `Return=`
+//! lines (YCSB counts the returns in `[UPDATE]`), so nothing is counted twice.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+/// What YCSB prefixes the sections of intended latencies with (`measurement.interval=both`).
+pub const INTENDED_PREFIX: &str = "Intended-";
+
+/// The operation a section measures: `UPDATE` for `[UPDATE]` and `[Intended-UPDATE]`.
+pub fn measured(section: &str) -> &str {
+    section.strip_prefix(INTENDED_PREFIX).unwrap_or(section)
+}
+
+/// YCSB's own bookkeeping, not a database operation: `CLEANUP`, `Intended-CLEANUP`.
+pub fn is_cleanup(section: &str) -> bool {
+    measured(section) == "CLEANUP"
+}
 
 /// The results of one YCSB load or run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -220,3 +220,56 @@ fn failed_operations_are_counted_per_operation() {
     let names: Vec<&str> = r.db_operations().map(|o| o.name.as_str()).collect();
     assert_eq!(names, ["READ", "UPDATE"]);
 }
+
+/// `measurement.interval=both` (YCSB's Measurements.java): after the operations' sections, the
+/// same operations from their intended start as `[Intended-<OP>]`, without `Return=` lines
+/// (YCSB reports the returns to `[UPDATE]` only), so failures are not counted twice.
+#[test]
+fn intended_sections_are_operations_of_their_own() {
+    let text = "[OVERALL], RunTime(ms), 2500\n\
+        [OVERALL], Throughput(ops/sec), 200.0\n\
+        [READ], Operations, 50\n\
+        [READ], AverageLatency(us), 735.1\n\
+        [READ], 99thPercentileLatency(us), 1201\n\
+        [READ], Return=OK, 50\n\
+        [CLEANUP], Operations, 1\n\
+        [CLEANUP], AverageLatency(us), 900.0\n\
+        [UPDATE], Operations, 450\n\
+        [UPDATE], AverageLatency(us), 6551.8\n\
+        [UPDATE], 99thPercentileLatency(us), 20111\n\
+        [UPDATE], Return=OK, 449\n\
+        [UPDATE], Return=ERROR, 1\n\
+        [UPDATE-FAILED], Operations, 1\n\
+        [Intended-READ], Operations, 50\n\
+        [Intended-READ], AverageLatency(us), 296882.6\n\
+        [Intended-READ], 99thPercentileLatency(us), 980223\n\
+        [Intended-CLEANUP], Operations, 1\n\
+        [Intended-CLEANUP], AverageLatency(us), 900.0\n\
+        [Intended-UPDATE], Operations, 450\n\
+        [Intended-UPDATE], AverageLatency(us), 304047.8\n\
+        [Intended-UPDATE], 99thPercentileLatency(us), 1001471\n\
+        [Intended-UPDATE-FAILED], Operations, 1\n";
+    let r = parse(text).unwrap();
+    let names: Vec<&str> = r.operations.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "READ",
+            "CLEANUP",
+            "UPDATE",
+            "UPDATE-FAILED",
+            "Intended-READ",
+            "Intended-CLEANUP",
+            "Intended-UPDATE",
+            "Intended-UPDATE-FAILED"
+        ]
+    );
+    let intended = op(&r, "Intended-UPDATE");
+    assert_eq!(orch_analysis::ycsb::measured(&intended.name), "UPDATE");
+    assert_eq!(orch_analysis::ycsb::measured("UPDATE"), "UPDATE");
+    assert_eq!(intended.average_us, Some(304047.8));
+    assert_eq!(intended.percentile(99.0), Some(1001471.0));
+    assert!(orch_analysis::ycsb::is_cleanup("Intended-CLEANUP"));
+    assert!(!orch_analysis::ycsb::is_cleanup("Intended-UPDATE"));
+    assert_eq!((r.attempted(), r.failed()), (500, 1));
+}

@@ -15,9 +15,10 @@ use tokio::sync::watch;
 use tokio::time::{sleep, sleep_until, Instant};
 
 use super::db::{Db, Status, ZkConfig};
-use super::measurements::{self, Measurement, Measurements};
+use super::measurements::{self, Measurement, Measurements, Timing};
 use super::output;
 use super::properties::{CommandLine, Phase};
+use super::throttle::Throttle;
 use super::workload::{Operation, ThreadState, Workload};
 
 /// Everything a run needs, validated before anything connects.
@@ -220,13 +221,13 @@ async fn client_thread(
     }
     let mut state = s.workload.thread_state(rng);
     let w = &s.workload;
-    let started = Instant::now();
+    let mut throttle = Throttle::new(Instant::now(), tick_ns);
     let mut done = 0u64;
     while (me.todo == 0 || done < me.todo) && !stop.load(Ordering::Relaxed) {
         let go_on = match s.phase {
-            Phase::Load => insert_record(&s, &me, &db, &mut state).await,
+            Phase::Load => insert_record(&s, &me, &throttle, &db, &mut state).await,
             Phase::Run => {
-                transaction(w, &me, &db, &mut state).await;
+                transaction(w, &me, &throttle, &db, &mut state).await;
                 true
             }
         };
@@ -235,40 +236,59 @@ async fn client_thread(
         }
         done += 1;
         me.done.store(done, Ordering::Relaxed);
-        if let Some(tick_ns) = tick_ns {
-            sleep_until(started + Duration::from_nanos(tick_ns.saturating_mul(done))).await;
-        }
+        throttle.wait(done).await;
     }
+    throttle.clear();
     let cleanup = Instant::now();
     db.cleanup().await;
     me.measurements
         .lock()
         .expect("measurements lock")
-        .measure("CLEANUP", cleanup.elapsed());
+        .measure("CLEANUP", ended(&throttle, cleanup));
     Ok(())
 }
 
-/// Runs `call` and records its latency and status under `op`.
-async fn timed(me: &ThreadShared, op: &str, call: impl Future<Output = Status>) -> Status {
+/// Runs `call` and records its latency and status under `op`, from its start and from when
+/// the throttle schedule wanted it started.
+async fn timed(
+    me: &ThreadShared,
+    throttle: &Throttle,
+    op: &str,
+    call: impl Future<Output = Status>,
+) -> Status {
     let start = Instant::now();
     let status = call.await;
-    let latency = start.elapsed();
     me.measurements
         .lock()
         .expect("measurements lock")
-        .record(op, status, latency);
+        .record(op, status, ended(throttle, start));
     status
+}
+
+/// The timing of a call that started at `start` and has just ended.
+fn ended(throttle: &Throttle, start: Instant) -> Timing {
+    Timing {
+        intended: throttle.intended(start).into_std(),
+        start: start.into_std(),
+        end: std::time::Instant::now(),
+    }
 }
 
 /// `CoreWorkload.doInsert`: one load-phase record, with the configured retries. `false` stops
 /// the thread, as in YCSB.
-async fn insert_record(s: &Settings, me: &ThreadShared, db: &Db, state: &mut ThreadState) -> bool {
+async fn insert_record(
+    s: &Settings,
+    me: &ThreadShared,
+    throttle: &Throttle,
+    db: &Db,
+    state: &mut ThreadState,
+) -> bool {
     let w = &s.workload;
     let key = w.next_load_key();
     let values = w.all_values(state);
     let mut attempts = 0;
     loop {
-        if timed(me, "INSERT", db.insert(&key, &values)).await == Status::Ok {
+        if timed(me, throttle, "INSERT", db.insert(&key, &values)).await == Status::Ok {
             return true;
         }
         attempts += 1;
@@ -290,33 +310,39 @@ async fn insert_record(s: &Settings, me: &ThreadShared, db: &Db, state: &mut Thr
 }
 
 /// `CoreWorkload.doTransaction`: one operation of the mix.
-async fn transaction(w: &Workload, me: &ThreadShared, db: &Db, state: &mut ThreadState) {
+async fn transaction(
+    w: &Workload,
+    me: &ThreadShared,
+    throttle: &Throttle,
+    db: &Db,
+    state: &mut ThreadState,
+) {
     match w.next_operation(state) {
         Operation::Read => {
             let key = w.next_key(state);
-            timed(me, "READ", db.read(&key)).await;
+            timed(me, throttle, "READ", db.read(&key)).await;
         }
         Operation::Update => {
             let key = w.next_key(state);
             let values = w.update_values(state);
-            timed(me, "UPDATE", db.update(&key, &values)).await;
+            timed(me, throttle, "UPDATE", db.update(&key, &values)).await;
         }
         Operation::Insert => {
             let (n, key) = w.begin_insert();
             let values = w.all_values(state);
-            timed(me, "INSERT", db.insert(&key, &values)).await;
+            timed(me, throttle, "INSERT", db.insert(&key, &values)).await;
             w.finish_insert(n);
         }
         Operation::ReadModifyWrite => {
             let key = w.next_key(state);
             let values = w.update_values(state);
             let start = Instant::now();
-            timed(me, "READ", db.read(&key)).await;
-            timed(me, "UPDATE", db.update(&key, &values)).await;
+            timed(me, throttle, "READ", db.read(&key)).await;
+            timed(me, throttle, "UPDATE", db.update(&key, &values)).await;
             me.measurements
                 .lock()
                 .expect("measurements lock")
-                .measure("READ-MODIFY-WRITE", start.elapsed());
+                .measure("READ-MODIFY-WRITE", ended(throttle, start));
         }
     }
 }

@@ -4,6 +4,13 @@
 //! `measurementtype=histogram`, also as `OneMeasurementHistogram` keeps them: exact sums, and
 //! `histogram.buckets` buckets of 1 ms.
 //!
+//! With a target throughput, YCSB's `measurement.interval` also measures each operation from its
+//! intended start, when the throttle schedule wanted it to begin (`intended`: instead, under the
+//! operation's own name; `both`: besides, as `Intended-<OP>`), so a stall that delays the
+//! operations queued behind it shows in their latency (coordinated omission). The intended
+//! measurements are YCSB's second map: printed after the others, in the order of their
+//! operation names, with the `Return=` counts only where they are the only ones.
+//!
 //! Every client thread records into its own `Measurements`; the status line and the final
 //! report merge them.
 
@@ -17,15 +24,42 @@ use hdrhistogram::Histogram;
 use super::db::Status;
 use super::properties::Properties;
 
-/// The measurement properties (`measurementtype`, `hdrhistogram.percentiles`, error naming).
+/// The measurement properties (`measurementtype`, `measurement.interval`,
+/// `hdrhistogram.percentiles`, error naming).
 #[derive(Debug)]
 pub struct Settings {
     /// Percentiles printed per operation, in the given order (`hdrhistogram` only).
     pub percentiles: Vec<f64>,
     /// `measurementtype=histogram`: YCSB's millisecond-bucket histogram instead.
     pub histogram: Option<Buckets>,
+    /// `measurement.interval`: from the actual start, the intended start, or both.
+    pub interval: MeasurementInterval,
     report_each_error: bool,
     tracked_errors: Vec<String>,
+}
+
+/// `measurement.interval`: where an operation's latency starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeasurementInterval {
+    /// `op` (YCSB's default): when the operation was sent.
+    Op,
+    /// `intended`: when the throttle schedule wanted it sent, reported under the operation's
+    /// own name (`[UPDATE]`).
+    Intended,
+    /// `both`: `[UPDATE]` from the actual start and `[Intended-UPDATE]` from the intended one.
+    Both,
+}
+
+/// What YCSB prefixes the intended measurements with under `measurement.interval=both`.
+pub const INTENDED_PREFIX: &str = "Intended-";
+
+/// When one measured call was due, when it started and when it ended.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// The throttle schedule's start for it; the actual start when there is no schedule.
+    pub intended: Instant,
+    pub start: Instant,
+    pub end: Instant,
 }
 
 /// `OneMeasurementHistogram`'s settings.
@@ -68,9 +102,19 @@ impl Settings {
                 "measurementtype={other} is not supported by orch-node ycsb (hdrhistogram or histogram)"
             ),
         };
+        let interval = match p.string("measurement.interval", "op").trim() {
+            "op" => MeasurementInterval::Op,
+            "intended" => MeasurementInterval::Intended,
+            "both" => MeasurementInterval::Both,
+            other => bail!(
+                "measurement.interval={other}: expected op (latency from the actual start), \
+                 intended (from the start the target throughput scheduled) or both"
+            ),
+        };
         Ok(Self {
             percentiles,
             histogram,
+            interval,
             report_each_error: p.flag("reportlatencyforeacherror", false),
             tracked_errors: p
                 .get("latencytrackederrors")
@@ -80,10 +124,13 @@ impl Settings {
     }
 }
 
-/// One measured name (`READ`, `UPDATE-FAILED`, `CLEANUP`, ...).
+/// One measured name (`READ`, `UPDATE-FAILED`, `CLEANUP`, `Intended-READ`, ...).
 #[derive(Clone)]
 pub struct Measurement {
+    /// The printed name.
     pub name: String,
+    /// Where YCSB keeps it: the map and the key there (YCSB's output order depends on them).
+    pub slot: Slot,
     /// When it was first measured: YCSB's output order depends on it.
     pub first: Instant,
     /// Every latency of the run, in microseconds.
@@ -138,11 +185,47 @@ impl Exact {
     }
 }
 
+/// A measurement's place in YCSB's maps: `opToMesurementMap` or `opToIntendedMesurementMap`,
+/// both keyed by the measured name without the `Intended-` prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub intended: bool,
+    pub key: String,
+}
+
+impl Slot {
+    /// The measurement from the actual start of `key`.
+    pub fn op(key: &str) -> Self {
+        Self {
+            intended: false,
+            key: key.to_string(),
+        }
+    }
+
+    /// The measurement from the intended start of `key`.
+    pub fn intended(key: &str) -> Self {
+        Self {
+            intended: true,
+            key: key.to_string(),
+        }
+    }
+
+    /// The printed name: `Intended-<key>` only when both kinds are measured.
+    fn name(&self, interval: MeasurementInterval) -> String {
+        if self.intended && interval == MeasurementInterval::Both {
+            format!("{INTENDED_PREFIX}{}", self.key)
+        } else {
+            self.key.clone()
+        }
+    }
+}
+
 impl Measurement {
-    fn new(name: &str, buckets: usize) -> Self {
+    fn new(slot: Slot, interval: MeasurementInterval, buckets: usize) -> Self {
         let histogram = Histogram::new(3).expect("3 significant digits are valid");
         Self {
-            name: name.to_string(),
+            name: slot.name(interval),
+            slot,
             first: Instant::now(),
             total: histogram.clone(),
             interval: histogram,
@@ -190,10 +273,11 @@ impl Measurements {
     }
 
     /// Records one database call as `DBWrapper` does: the latency under `op`, or under
-    /// `op-FAILED` (`op-<STATUS>` for tracked errors) when it failed, and the status under `op`.
-    pub fn record(&mut self, op: &str, status: Status, latency: Duration) {
+    /// `op-FAILED` (`op-<STATUS>` for tracked errors) when it failed, and the status under `op`
+    /// (in the intended measurement when that is the only one, as `Measurements.reportStatus`).
+    pub fn record(&mut self, op: &str, status: Status, timing: Timing) {
         if status == Status::Ok {
-            self.measure(op, latency);
+            self.measure(op, timing);
         } else {
             let s = &self.settings;
             let suffix =
@@ -202,15 +286,36 @@ impl Measurements {
                 } else {
                     "FAILED"
                 };
-            self.measure(&format!("{op}-{suffix}"), latency);
+            self.measure(&format!("{op}-{suffix}"), timing);
         }
-        self.entry(op).count(status, 1);
+        let slot = match self.settings.interval {
+            MeasurementInterval::Intended => Slot::intended(op),
+            MeasurementInterval::Op | MeasurementInterval::Both => Slot::op(op),
+        };
+        self.entry(slot).count(status, 1);
     }
 
-    /// Records a latency with no status (`CLEANUP`, `READ-MODIFY-WRITE`).
-    pub fn measure(&mut self, name: &str, latency: Duration) {
+    /// Records a latency with no status (`CLEANUP`, `READ-MODIFY-WRITE`): from the actual start
+    /// unless `measurement.interval=intended`, from the intended start unless `op`.
+    pub fn measure(&mut self, name: &str, timing: Timing) {
+        let interval = self.settings.interval;
+        if interval != MeasurementInterval::Intended {
+            self.add(
+                Slot::op(name),
+                timing.end.saturating_duration_since(timing.start),
+            );
+        }
+        if interval != MeasurementInterval::Op {
+            self.add(
+                Slot::intended(name),
+                timing.end.saturating_duration_since(timing.intended),
+            );
+        }
+    }
+
+    fn add(&mut self, slot: Slot, latency: Duration) {
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        let m = self.entry(name);
+        let m = self.entry(slot);
         m.total
             .record(us)
             .expect("auto-resizing histograms take any u64");
@@ -230,6 +335,7 @@ impl Measurements {
                 m.interval.reset();
                 Interval {
                     name: m.name.clone(),
+                    slot: m.slot.clone(),
                     first: m.first,
                     histogram: h,
                     sum: std::mem::take(&mut m.interval_sum),
@@ -238,12 +344,13 @@ impl Measurements {
             .collect()
     }
 
-    fn entry(&mut self, name: &str) -> &mut Measurement {
+    fn entry(&mut self, slot: Slot) -> &mut Measurement {
         let buckets = self.settings.histogram.map_or(0, |b| b.count);
-        match self.by_name.iter().position(|m| m.name == name) {
+        match self.by_name.iter().position(|m| m.slot == slot) {
             Some(i) => &mut self.by_name[i],
             None => {
-                self.by_name.push(Measurement::new(name, buckets));
+                let interval = self.settings.interval;
+                self.by_name.push(Measurement::new(slot, interval, buckets));
                 self.by_name.last_mut().expect("just pushed")
             }
         }
@@ -255,19 +362,21 @@ pub fn merge<'a>(threads: impl IntoIterator<Item = &'a Measurements>) -> Vec<Mea
     let mut merged: Vec<Measurement> = Vec::new();
     for t in threads {
         for m in &t.by_name {
-            match merged.iter_mut().find(|x| x.name == m.name) {
+            match merged.iter_mut().find(|x| x.slot == m.slot) {
                 Some(x) => x.merge(m),
                 None => merged.push(m.clone()),
             }
         }
     }
-    in_ycsb_order(&mut merged, |m| (m.name.as_str(), m.first));
+    in_ycsb_order(&mut merged, |m| (&m.slot, m.first));
     merged
 }
 
 /// One name's latencies of one status interval.
 pub struct Interval {
     pub name: String,
+    /// Where YCSB keeps the name (its print order).
+    pub slot: Slot,
     /// When the name was first measured (YCSB's print order).
     pub first: Instant,
     pub histogram: Histogram<u64>,
@@ -293,17 +402,18 @@ pub fn merge_intervals(parts: impl IntoIterator<Item = Interval>) -> Vec<Interva
         }
     }
     let mut list: Vec<Interval> = merged.into_values().collect();
-    in_ycsb_order(&mut list, |i| (i.name.as_str(), i.first));
+    in_ycsb_order(&mut list, |i| (&i.slot, i.first));
     list
 }
 
-/// Sorts as YCSB's `ConcurrentHashMap<String, OneMeasurement>` iterates: by hash bin (Java's
-/// `String.hashCode`, spread, 16 bins), then in insertion order. That is why real YCSB prints
-/// `[READ]`, `[CLEANUP]`, `[UPDATE]` in that order.
-fn in_ycsb_order<T>(items: &mut [T], key: impl Fn(&T) -> (&str, Instant)) {
+/// Sorts as YCSB iterates its two `ConcurrentHashMap<String, OneMeasurement>`, the operations'
+/// then the intended ones': by hash bin of the key (Java's `String.hashCode`, spread, 16 bins),
+/// then in insertion order. That is why real YCSB prints `[READ]`, `[CLEANUP]`, `[UPDATE]` in
+/// that order, then `[Intended-READ]`, `[Intended-CLEANUP]`, `[Intended-UPDATE]`.
+fn in_ycsb_order<T>(items: &mut [T], key: impl Fn(&T) -> (&Slot, Instant)) {
     items.sort_by_key(|item| {
-        let (name, first) = key(item);
-        (java_map_bin(name), first)
+        let (slot, first) = key(item);
+        (slot.intended, java_map_bin(&slot.key), first)
     });
 }
 
@@ -339,8 +449,24 @@ mod tests {
         Arc::new(Settings::new(&p).unwrap())
     }
 
-    fn us(n: u64) -> Duration {
-        Duration::from_micros(n)
+    /// A call of `n` µs with no schedule.
+    fn us(n: u64) -> Timing {
+        late(n, 0)
+    }
+
+    /// A call of `n` µs that started `late` µs after it was due.
+    fn late(n: u64, late: u64) -> Timing {
+        let intended = Instant::now();
+        let start = intended + Duration::from_micros(late);
+        Timing {
+            intended,
+            start,
+            end: start + Duration::from_micros(n),
+        }
+    }
+
+    fn names(all: &[Measurement]) -> Vec<&str> {
+        all.iter().map(|m| m.name.as_str()).collect()
     }
 
     #[test]
@@ -439,6 +565,95 @@ mod tests {
         assert!(e.contains("measurement.histogram.verbose"), "{e}");
         p.set("measurementtype", "histogram");
         assert!(Settings::new(&p).unwrap().histogram.unwrap().verbose);
+    }
+
+    #[test]
+    fn op_measures_from_the_actual_start_only() {
+        let mut m = Measurements::new(settings(&[("measurement.interval", "op")]));
+        m.record("UPDATE", Status::Ok, late(1000, 5000));
+        let all = merge([&m]);
+        assert_eq!(names(&all), ["UPDATE"]);
+        assert_eq!(all[0].total.max(), 1000);
+    }
+
+    /// `both`: the intended latencies (start delay included) under `Intended-<name>`, after all
+    /// the others, in the order of their operation names; the `Return=` counts stay with the
+    /// operation's own section, failures are measured under `Intended-<OP>-FAILED` too.
+    #[test]
+    fn both_adds_intended_measurements_after_the_others() {
+        let mut m = Measurements::new(settings(&[("measurement.interval", "both")]));
+        m.record("UPDATE", Status::Ok, late(1000, 5000));
+        m.record("READ", Status::Ok, late(200, 0));
+        m.record("UPDATE", Status::Error, late(300, 100));
+        m.measure("CLEANUP", us(50));
+        let all = merge([&m]);
+        assert_eq!(
+            names(&all),
+            [
+                "READ",
+                "UPDATE-FAILED",
+                "CLEANUP",
+                "UPDATE",
+                "Intended-READ",
+                "Intended-UPDATE-FAILED",
+                "Intended-CLEANUP",
+                "Intended-UPDATE"
+            ]
+        );
+        let get = |name: &str| all.iter().find(|m| m.name == name).unwrap();
+        assert_eq!(get("UPDATE").total.max(), 1000);
+        assert_eq!(
+            get("Intended-UPDATE").total.max(),
+            6003,
+            "6000 at 3 significant digits"
+        );
+        assert_eq!(get("Intended-UPDATE-FAILED").total.max(), 400);
+        assert_eq!(get("Intended-READ").total.max(), 200);
+        assert_eq!(get("Intended-CLEANUP").total.max(), 50);
+        assert_eq!(get("UPDATE").returns, [(Status::Ok, 1), (Status::Error, 1)]);
+        assert!(get("Intended-UPDATE").returns.is_empty());
+        let intervals = merge_intervals(m.take_interval());
+        let names: Vec<&str> = intervals.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(
+            names[4..],
+            [
+                "Intended-READ",
+                "Intended-UPDATE-FAILED",
+                "Intended-CLEANUP",
+                "Intended-UPDATE"
+            ]
+        );
+    }
+
+    /// `intended`: only the intended latencies, under the operation's own name, with its
+    /// `Return=` counts (YCSB names them `Intended-` only beside the others).
+    #[test]
+    fn intended_alone_keeps_the_operation_names() {
+        let mut m = Measurements::new(settings(&[("measurement.interval", "intended")]));
+        m.record("UPDATE", Status::Ok, late(1000, 5000));
+        m.measure("READ-MODIFY-WRITE", late(10, 20));
+        let all = merge([&m]);
+        // Java's hash bins put READ-MODIFY-WRITE first.
+        assert_eq!(names(&all), ["READ-MODIFY-WRITE", "UPDATE"]);
+        assert_eq!(all[1].total.max(), 6003, "6000 at 3 significant digits");
+        assert_eq!(all[1].returns, [(Status::Ok, 1)]);
+        assert_eq!(all[0].total.max(), 30);
+    }
+
+    #[test]
+    fn measurement_intervals_other_than_the_three_are_refused_by_name() {
+        let mut p = Properties::default();
+        p.set("measurement.interval", "wall");
+        let e = Settings::new(&p).unwrap_err().to_string();
+        assert!(
+            e.starts_with("measurement.interval=wall: expected op"),
+            "{e}"
+        );
+        assert_eq!(settings(&[]).interval, MeasurementInterval::Op);
+        assert_eq!(
+            settings(&[("measurement.interval", " both ")]).interval,
+            MeasurementInterval::Both
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod generator;
 mod measurements;
 mod output;
 mod properties;
+mod throttle;
 mod workload;
 
 use anyhow::{Context, Result};

@@ -265,7 +265,28 @@ mod tests {
 
     use hdrhistogram::Histogram;
 
+    use super::super::db::Status as DbStatus;
+    use super::super::measurements::{merge, Measurements, Slot, Timing};
+    use super::super::properties::Properties;
     use super::*;
+
+    /// A call of `us` µs with no schedule.
+    fn took(us: u64) -> Timing {
+        let start = Instant::now();
+        Timing {
+            intended: start,
+            start,
+            end: start + Duration::from_micros(us),
+        }
+    }
+
+    fn settings(pairs: &[(&str, &str)]) -> std::sync::Arc<Settings> {
+        let mut p = Properties::default();
+        for (k, v) in pairs {
+            p.set(k, v);
+        }
+        std::sync::Arc::new(Settings::new(&p).unwrap())
+    }
 
     #[test]
     fn doubles_print_as_java_prints_them() {
@@ -316,9 +337,6 @@ mod tests {
     /// fall into the buckets, so no 95th or 99th percentile line is printed, as in YCSB.
     #[test]
     fn histogram_measurement_prints_what_ycsb_prints() {
-        use super::super::db::Status as DbStatus;
-        use super::super::measurements::{merge, Measurements};
-        use super::super::properties::Properties;
         let mut p = Properties::default();
         for (k, v) in [
             ("measurementtype", "histogram"),
@@ -330,7 +348,7 @@ mod tests {
         let settings = std::sync::Arc::new(Settings::new(&p).unwrap());
         let mut m = Measurements::new(settings.clone());
         for us in [999, 1000, 2500, 3000] {
-            m.record("READ", DbStatus::Ok, Duration::from_micros(us));
+            m.record("READ", DbStatus::Ok, took(us));
         }
         let text = results(1000, 4, &merge([&m]), &settings);
         assert_eq!(
@@ -353,7 +371,7 @@ mod tests {
         let settings = std::sync::Arc::new(Settings::new(&p).unwrap());
         let mut m = Measurements::new(settings.clone());
         for us in 0..100u64 {
-            m.record("UPDATE", DbStatus::Ok, Duration::from_micros(us * 90));
+            m.record("UPDATE", DbStatus::Ok, took(us * 90));
         }
         let text = results(1000, 100, &merge([&m]), &settings);
         // 89 of 100 latencies are below 8 ms, all are below 9 ms: both percentiles in bucket 8.
@@ -372,12 +390,71 @@ mod tests {
         );
     }
 
+    /// `measurement.interval=both` as YCSB's `TextMeasurementsExporter` writes it: the
+    /// operations' sections, then the `Intended-` ones in the same order, with the same lines
+    /// but the `Return=` counts, which YCSB reports to the operation's own section only. An
+    /// update due 500 µs before it could start took 1000 µs from its start, 1500 µs from when
+    /// it was due.
+    #[test]
+    fn both_prints_the_intended_sections_after_the_others() {
+        let settings = settings(&[
+            ("measurement.interval", "both"),
+            ("hdrhistogram.percentiles", "50"),
+        ]);
+        let mut m = Measurements::new(settings.clone());
+        let due = Instant::now();
+        let start = due + Duration::from_micros(500);
+        m.record(
+            "UPDATE",
+            DbStatus::Ok,
+            Timing {
+                intended: due,
+                start,
+                end: start + Duration::from_micros(1000),
+            },
+        );
+        m.record("READ", DbStatus::Ok, took(200));
+        let text = results(1000, 2, &merge([&m]), &settings);
+        assert_eq!(
+            text,
+            "[OVERALL], RunTime(ms), 1000\n\
+             [OVERALL], Throughput(ops/sec), 2.0\n\
+             [READ], Operations, 1\n\
+             [READ], AverageLatency(us), 200.0\n\
+             [READ], MinLatency(us), 200\n\
+             [READ], MaxLatency(us), 200\n\
+             [READ], 50thPercentileLatency(us), 200\n\
+             [READ], Return=OK, 1\n\
+             [UPDATE], Operations, 1\n\
+             [UPDATE], AverageLatency(us), 1000.0\n\
+             [UPDATE], MinLatency(us), 1000\n\
+             [UPDATE], MaxLatency(us), 1000\n\
+             [UPDATE], 50thPercentileLatency(us), 1000\n\
+             [UPDATE], Return=OK, 1\n\
+             [Intended-READ], Operations, 1\n\
+             [Intended-READ], AverageLatency(us), 200.0\n\
+             [Intended-READ], MinLatency(us), 200\n\
+             [Intended-READ], MaxLatency(us), 200\n\
+             [Intended-READ], 50thPercentileLatency(us), 200\n\
+             [Intended-UPDATE], Operations, 1\n\
+             [Intended-UPDATE], AverageLatency(us), 1500.0\n\
+             [Intended-UPDATE], MinLatency(us), 1500\n\
+             [Intended-UPDATE], MaxLatency(us), 1500\n\
+             [Intended-UPDATE], 50thPercentileLatency(us), 1500\n"
+        );
+        let parsed = orch_analysis::ycsb::parse(&text).unwrap();
+        let intended = parsed.operation("Intended-UPDATE").unwrap();
+        assert_eq!((intended.count, intended.average_us), (1, Some(1500.0)));
+        assert_eq!((parsed.attempted(), parsed.failed()), (2, 0));
+    }
+
     #[test]
     fn status_line_shape() {
         let mut h = Histogram::<u64>::new(3).unwrap();
         h.record(1000).unwrap();
         let intervals = [Interval {
             name: "READ".to_string(),
+            slot: Slot::op("READ"),
             first: Instant::now(),
             histogram: h,
             sum: 1000,

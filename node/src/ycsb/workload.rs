@@ -294,7 +294,6 @@ fn reject_unsupported(p: &Properties) -> Result<()> {
     }
     let exact = [
         ("workload", "site.ycsb.workloads.CoreWorkload"),
-        ("measurement.interval", "op"),
         (
             "exporter",
             "site.ycsb.measurements.exporter.TextMeasurementsExporter",

@@ -364,6 +364,10 @@ fn properties_it_cannot_honor_are_rejected_before_connecting() {
             "zookeeper.watchFlag=true",
         ),
         (vec!["-p", "operationcount=0"], "operationcount is 0"),
+        (
+            vec!["-p", "measurement.interval=wall"],
+            "measurement.interval=wall: expected op",
+        ),
     ];
     for (extra, message) in cases {
         let mut args = vec![
@@ -504,4 +508,121 @@ fn histogram_measurement_type_with_the_seeds_buckets() {
     );
     let last = status.lines().last().unwrap_or_default();
     assert!(last.contains("[UPDATE AverageLatency(us)="), "{last}");
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`) to the test's own ZooKeeper, by the pid it spawned.
+fn signal(zk: &ZooKeeper, signal: &str) {
+    let pid = zk.child.id().to_string();
+    let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// `measurement.interval=both`: every operation also under `Intended-<OP>`, measured from when
+/// the target throughput scheduled it. Without a target that is when it started, so both
+/// sections hold the same latencies. With a target of 200 ops/s and the server stopped
+/// (SIGSTOP) for a second, the operation in flight waits a second and the ~200 due during the
+/// stall start late: their op latency is the server's usual one, their intended latency counts
+/// the wait. Intended latencies are never below op latencies, and here they are far above.
+#[test]
+fn intended_latency_counts_the_wait_behind_a_stall() {
+    let _turn = turn();
+    let zk = ZooKeeper::start();
+    let file = workspace_file("scenarios/workloads/workloada");
+    let connect = format!(
+        "zookeeper.connectString={}",
+        zk.connect_string("/benchmark")
+    );
+    let common = [
+        "-P",
+        &file,
+        "-p",
+        &connect,
+        "-p",
+        "recordcount=50",
+        "-p",
+        "measurement.interval=both",
+        "-p",
+        "hdrhistogram.percentiles=50,90,99",
+    ];
+    let mut load = vec!["load"];
+    load.extend(common);
+    ycsb_ok(&load);
+
+    let mut unthrottled = vec!["run", "-p", "operationcount=100"];
+    unthrottled.extend(common);
+    let (text, _) = ycsb_ok(&unthrottled);
+    let report = orch_analysis::ycsb::parse(&text).unwrap();
+    for op in ["READ", "UPDATE", "CLEANUP"] {
+        let (actual, intended) = (
+            report.operation(op).expect(op),
+            report
+                .operation(&format!("Intended-{op}"))
+                .unwrap_or_else(|| panic!("no [Intended-{op}] in\n{text}")),
+        );
+        assert_eq!(
+            (intended.count, intended.average_us, intended.max_us),
+            (actual.count, actual.average_us, actual.max_us),
+            "no target: the intended start is the actual one\n{text}"
+        );
+        assert!(intended.returns.is_empty(), "{text}");
+    }
+
+    let mut throttled = vec![
+        "run",
+        "-s",
+        "-target",
+        "200",
+        "-p",
+        "operationcount=500",
+        "-p",
+        "status.interval=1",
+    ];
+    throttled.extend(common);
+    let child = Command::new(NODE)
+        .arg("ycsb")
+        .args(&throttled)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    signal(&zk, "-STOP");
+    std::thread::sleep(Duration::from_secs(1));
+    signal(&zk, "-CONT");
+    let out = child.wait_with_output().unwrap();
+    let (text, status) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{status}");
+    assert!(
+        status.contains("[Intended-UPDATE: Count="),
+        "status lines carry the intended measurements: {status}"
+    );
+    let report = orch_analysis::ycsb::parse(&text).unwrap();
+    assert_eq!((report.attempted(), report.failed()), (500, 0), "{text}");
+    for op in ["READ", "UPDATE"] {
+        let actual = report.operation(op).expect(op);
+        let intended = report
+            .operation(&format!("Intended-{op}"))
+            .unwrap_or_else(|| panic!("no [Intended-{op}] in\n{text}"));
+        assert_eq!(intended.count, actual.count, "{text}");
+        let pairs = [
+            (intended.min_us, actual.min_us),
+            (intended.average_us, actual.average_us),
+            (intended.max_us, actual.max_us),
+        ];
+        for (i, a) in pairs
+            .into_iter()
+            .chain([50.0, 90.0, 99.0].map(|p| (intended.percentile(p), actual.percentile(p))))
+        {
+            assert!(i.unwrap() >= a.unwrap(), "{op}: {i:?} < {a:?}\n{text}");
+        }
+        let (i, a) = (intended.average_us.unwrap(), actual.average_us.unwrap());
+        eprintln!("{op}: average {a} us from the start, {i} us from the intended start");
+        assert!(
+            i >= 100_000.0 && i >= 5.0 * a,
+            "{op}: the stall's wait is in the intended latency only: {i} vs {a} us\n{text}"
+        );
+    }
 }

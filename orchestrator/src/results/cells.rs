@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use orch_analysis::stats::Describe;
-use orch_analysis::ycsb::Report;
+use orch_analysis::ycsb::{is_cleanup, Report};
 use serde::Serialize;
 
 use crate::results::report::RunResult;
@@ -43,7 +43,7 @@ pub fn metrics(result: &RunResult, run: Option<&Report>) -> Metrics {
     if let Some(rep) = run {
         one("ops_per_sec".into(), rep.throughput);
         one("runtime_ms".into(), rep.runtime_ms);
-        for op in rep.operations.iter().filter(|o| o.name != "CLEANUP") {
+        for op in rep.operations.iter().filter(|o| !is_cleanup(&o.name)) {
             one(format!("{}_ops", op.name), Some(op.count as f64));
             one(
                 format!("{}_avg_ms", op.name),
@@ -280,6 +280,31 @@ mod tests {
             delays: None,
             faults: Vec::new(),
         }
+    }
+
+    /// `measurement.interval=both`: the intended latencies are columns of their own.
+    #[test]
+    fn intended_latencies_are_metrics_beside_the_others() {
+        let run = orch_analysis::ycsb::parse(
+            "[UPDATE], Operations, 2\n[UPDATE], AverageLatency(us), 1000.0\n\
+             [CLEANUP], Operations, 1\n[Intended-CLEANUP], Operations, 1\n\
+             [Intended-UPDATE], Operations, 2\n[Intended-UPDATE], AverageLatency(us), 9000.0\n\
+             [Intended-UPDATE], 99thPercentileLatency(us), 15000\n",
+        )
+        .unwrap();
+        let m = metrics(&result(&[], 1), Some(&run));
+        let names: Vec<&str> = m.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "UPDATE_ops",
+                "UPDATE_avg_ms",
+                "Intended-UPDATE_ops",
+                "Intended-UPDATE_avg_ms",
+                "Intended-UPDATE_p99_ms"
+            ]
+        );
+        assert_eq!(m[3].1, [9.0]);
     }
 
     #[test]

@@ -252,8 +252,12 @@ pub fn window(status: &str, from: f64, to: f64) -> Window {
             let Some(count) = field("Count") else {
                 continue;
             };
-            // CLEANUP is YCSB's own; READ-MODIFY-WRITE is also counted as its READ and UPDATE.
-            if name == "CLEANUP" || name == "READ-MODIFY-WRITE" {
+            // CLEANUP is YCSB's own; READ-MODIFY-WRITE is also counted as its READ and UPDATE;
+            // `Intended-` names count the same operations again (measurement.interval=both).
+            if name == "CLEANUP"
+                || name == "READ-MODIFY-WRITE"
+                || name.starts_with(orch_analysis::ycsb::INTENDED_PREFIX)
+            {
                 continue;
             }
             // `OP-FAILED`, or `OP-<STATUS>` for statuses YCSB tracks apart.
@@ -290,11 +294,13 @@ mod tests {
 
     const STATUS: &str = "\
 2026-12-02 13:00:01:000 1 sec: 100 operations; 100 current ops/sec; [READ: Count=90, Max=900, Min=100, Avg=500, 90=800] [UPDATE: Count=10, Max=900, Min=100, Avg=1000, 90=800]
-2026-12-02 13:00:02:000 2 sec: 150 operations; 50 current ops/sec; [READ: Count=40, Max=900, Min=100, Avg=2000, 90=800] [READ-FAILED: Count=10, Max=9, Min=1, Avg=5, 90=8]
+2026-12-02 13:00:02:000 2 sec: 150 operations; 50 current ops/sec; [READ: Count=40, Max=900, Min=100, Avg=2000, 90=800] [READ-FAILED: Count=10, Max=9, Min=1, Avg=5, 90=8] [Intended-READ: Count=40, Max=90000, Min=100, Avg=9000, 90=800] [Intended-READ-FAILED: Count=10, Max=9, Min=1, Avg=5, 90=8]
 some stderr line
 2026-12-02 13:00:03:000 3 sec: 250 operations; 100 current ops/sec; [READ: Count=100, Max=900, Min=100, Avg=400, 90=800] [CLEANUP: Count=1, Avg=3]
 ";
 
+    /// The `Intended-` names (measurement.interval=both) count the same operations again: they
+    /// change neither the counts nor the average.
     #[test]
     fn windows_count_each_interval_once_and_failures_apart() {
         let during = window(STATUS, 1.0, 2.0);

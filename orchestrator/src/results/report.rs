@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use orch_analysis::ycsb::Report;
+use orch_analysis::ycsb::{is_cleanup, Report};
 use serde::Serialize;
 
 use crate::results::cells::{self, Cell};
@@ -174,12 +174,14 @@ pub fn verdict(max_pct: f64, load: Option<&Report>, run: Option<&Report>) -> Opt
     (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
-/// Operations worth a column: every one with an Operations count, except YCSB's bookkeeping.
+/// Operations worth a column: every one with an Operations count (`Intended-UPDATE` beside
+/// `UPDATE` with `measurement.interval=both`), except YCSB's bookkeeping and the latencies of
+/// failed operations.
 fn operations(summary: &Summary) -> Vec<String> {
     let mut ops = BTreeSet::new();
     for r in &summary.runs {
         for o in r.run.iter().flat_map(|rep| &rep.operations) {
-            if o.name != "CLEANUP" && !o.name.ends_with("-FAILED") {
+            if !is_cleanup(&o.name) && !o.name.ends_with("-FAILED") {
                 ops.insert(o.name.clone());
             }
         }
@@ -256,7 +258,7 @@ fn csv(summary: &Summary) -> String {
         for op in &ops {
             let o = rep.and_then(|x| x.operation(op));
             row.push(o.map(|o| o.count.to_string()).unwrap_or_default());
-            row.push(o.map(|o| o.failed().to_string()).unwrap_or_default());
+            row.push(o.and_then(failed).unwrap_or_default());
             row.push(num(o.and_then(|o| o.average_us)));
             row.push(num(o.and_then(|o| o.min_us)));
             row.push(num(o.and_then(|o| o.max_us)));
@@ -307,6 +309,12 @@ fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
+/// The failed operations of a section, if it has `Return=` lines to count them (an
+/// `Intended-` section has none: YCSB counts them in the operation's own).
+fn failed(o: &orch_analysis::ycsb::Operation) -> Option<String> {
+    (!o.returns.is_empty()).then(|| o.failed().to_string())
+}
+
 fn num(v: Option<f64>) -> String {
     v.map(|x| format!("{x}")).unwrap_or_default()
 }
@@ -352,7 +360,7 @@ pub fn table(results: &[RunResult], reports: &[Option<Report>]) -> String {
     let mut ops = BTreeSet::new();
     for r in reports.iter().flatten() {
         for o in &r.operations {
-            if o.name != "CLEANUP" && !o.name.ends_with("-FAILED") {
+            if !is_cleanup(&o.name) && !o.name.ends_with("-FAILED") {
                 ops.insert(o.name.clone());
             }
         }
@@ -368,7 +376,7 @@ pub fn table(results: &[RunResult], reports: &[Option<Report>]) -> String {
             get(i).map(|o| o.count.to_string()).unwrap_or_default()
         });
         push(&format!("{op} failed"), &|i| {
-            get(i).map(|o| o.failed().to_string()).unwrap_or_default()
+            get(i).and_then(failed).unwrap_or_else(|| "-".into())
         });
         push(&format!("{op} avg ms"), &|i| {
             fmt(get(i).and_then(|o| o.average_us).map(|u| u / 1000.0))
@@ -468,6 +476,55 @@ mod tests {
             .unwrap()
             .starts_with("load: 2 of 100"));
         assert_eq!(verdict(0.0, None, None), None);
+    }
+
+    /// `measurement.interval=both`: `Intended-UPDATE` gets its columns beside `UPDATE`, its
+    /// `failed` left empty (YCSB counts the returns in `[UPDATE]`), `Intended-CLEANUP` none.
+    #[test]
+    fn intended_operations_get_columns_beside_the_others() {
+        let run = orch_analysis::ycsb::parse(
+            "[OVERALL], RunTime(ms), 1000\n\
+             [UPDATE], Operations, 2\n[UPDATE], AverageLatency(us), 1000.0\n\
+             [UPDATE], 99thPercentileLatency(us), 1500\n[UPDATE], Return=OK, 2\n\
+             [Intended-CLEANUP], Operations, 1\n\
+             [Intended-UPDATE], Operations, 2\n[Intended-UPDATE], AverageLatency(us), 9000.0\n\
+             [Intended-UPDATE], 99thPercentileLatency(us), 15000\n",
+        )
+        .unwrap();
+        let summary = Summary {
+            scenario: "s",
+            run_id: "id",
+            runs: vec![RunSummary {
+                label: "r1",
+                matrix: serde_json::Map::new(),
+                repetition: 1,
+                leader: None,
+                zookeeper: serde_json::Map::new(),
+                threads: Some(1),
+                load: None,
+                run: Some(run),
+                errors: 0,
+                election: None,
+                failed: None,
+                delays: None,
+                faults: Vec::new(),
+            }],
+        };
+        assert_eq!(operations(&summary), ["Intended-UPDATE", "UPDATE"]);
+        let text = csv(&summary);
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let cell = |name: &str| {
+            let i = header.iter().position(|h| *h == name);
+            row[i.unwrap_or_else(|| panic!("no {name} in {header:?}"))]
+        };
+        assert_eq!(cell("UPDATE_avg_us"), "1000");
+        assert_eq!(cell("UPDATE_failed"), "0");
+        assert_eq!(cell("Intended-UPDATE_avg_us"), "9000");
+        assert_eq!(cell("Intended-UPDATE_p99_us"), "15000");
+        assert_eq!(cell("Intended-UPDATE_failed"), "");
+        assert!(!text.contains("CLEANUP"), "{text}");
     }
 
     #[test]

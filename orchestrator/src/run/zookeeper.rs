@@ -56,7 +56,12 @@ pub fn parse_mode(srvr: &str) -> Option<String> {
         .map(|m| m.trim().to_string())
 }
 
-/// The command that runs one server in the foreground (orch-node proc detaches it).
+/// The command that runs one server in the foreground (orch-node proc detaches it, its output
+/// going to the run's `proc/zookeeper.log`). The distribution's `conf/` comes first on the
+/// classpath, as ZooKeeper's own zkEnv.sh puts it, so the server logs with the distribution's
+/// logging configuration (`log4j.properties` up to 3.7 and in Debian's build, `logback.xml`
+/// from Apache's 3.8): INFO and up to the console. Without it log4j finds no configuration and
+/// the log holds nothing but its `No appenders` warnings.
 pub(super) fn server_argv(install_dir: &str, zk_dir: &str) -> Vec<String> {
     vec![
         "java".into(),
@@ -64,7 +69,7 @@ pub(super) fn server_argv(install_dir: &str, zk_dir: &str) -> Vec<String> {
         "-Dzookeeper.root.logger=INFO,CONSOLE".into(),
         "-Xmx512m".into(),
         "-cp".into(),
-        format!("{install_dir}/lib/*:{install_dir}/*"),
+        format!("{install_dir}/conf:{install_dir}/lib/*:{install_dir}/*"),
         "org.apache.zookeeper.server.quorum.QuorumPeerMain".into(),
         format!("{zk_dir}/zoo.cfg"),
     ]

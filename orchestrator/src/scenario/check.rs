@@ -414,6 +414,15 @@ impl Checker<'_> {
                 );
             } else if k == "threadcount" {
                 self.problems.report(val, &field, "use `workload.threads`");
+            } else if k == "measurement.interval"
+                && !matches!(value.as_str(), "op" | "intended" | "both")
+            {
+                self.problems.report(
+                    val,
+                    &field,
+                    "expected op (latency from the actual start), intended (from the start the \
+                     target throughput scheduled) or both",
+                );
             } else if k == "scanproportion" && value.parse::<f64>() != Ok(0.0) {
                 self.problems.report(
                     val,

@@ -1,7 +1,7 @@
 //! The YCSB plots: latency percentiles per operation (log scale in the nines) and throughput
 //! over time from YCSB's status lines, one line per run.
 
-use orch_analysis::ycsb::{Operation, Report};
+use orch_analysis::ycsb::{is_cleanup, Operation, Report};
 
 use super::svg::*;
 
@@ -32,13 +32,14 @@ pub(super) fn status_point(line: &str) -> Option<(f64, f64)> {
     Some((seconds as f64, rate))
 }
 
-/// Operations worth a panel: everything with percentiles but YCSB's CLEANUP and the failed
-/// variants, in the order YCSB printed them.
+/// Operations worth a panel: everything with percentiles (`Intended-` sections too) but YCSB's
+/// CLEANUP and the failed variants, in the order YCSB printed them.
 pub(super) fn plotted_operations(reports: &[&Report]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for op in reports.iter().flat_map(|r| &r.operations) {
-        let wanted =
-            op.name != "CLEANUP" && !op.name.ends_with("-FAILED") && !latency_points(op).is_empty();
+        let wanted = !is_cleanup(&op.name)
+            && !op.name.ends_with("-FAILED")
+            && !latency_points(op).is_empty();
         if wanted && !names.contains(&op.name) {
             names.push(op.name.clone());
         }

@@ -144,6 +144,31 @@ fn scans_and_connect_string_are_rejected() {
     );
 }
 
+/// YCSB's three measurement intervals pass, as matrix values too; anything else is named.
+#[test]
+fn measurement_interval_is_op_intended_or_both() {
+    let text = GOOD.replace(
+        "    updateproportion: 0.9\n",
+        "    updateproportion: 0.9\n    target: 100\n",
+    ) + "  workload.properties.measurement.interval: [op, intended, both]\n";
+    let s = parse(&text).unwrap();
+    let intervals: std::collections::BTreeSet<&str> = s
+        .runs
+        .iter()
+        .map(|r| r.workload.as_ref().unwrap().properties["measurement.interval"].as_str())
+        .collect();
+    assert_eq!(intervals, ["op", "intended", "both"].into());
+    let text = GOOD.replace(
+        "    updateproportion: 0.9\n",
+        "    updateproportion: 0.9\n    measurement.interval: wall\n",
+    );
+    let p = only_problem(&text);
+    assert!(
+        p.starts_with("s.yaml:10:27: workload.properties.measurement.interval: expected op"),
+        "{p}"
+    );
+}
+
 #[test]
 fn workload_needs_zookeeper_and_known_client() {
     let p = only_problem("name: x\nworkload:\n  client: node0\n  connect: all\n");
