@@ -9,7 +9,10 @@
 //! deviation, ± [`Z`] standard errors from the sample's fourth moment). A statistic passes when
 //! the model's value lies inside that interval widened by the tolerance (the larger of
 //! `tolerance_pct` of the model's value and `tolerance_ms`: what the emulation itself may add).
-//! A pair passes when all five do. See docs/delay.md ("Certified delays").
+//! A pair passes when all five do. A pair that fails is measured once more and fails only if
+//! it fails again: on a host stalled by other work for tens of ms (seen on the 2-core lab) a
+//! pair fails once, while a distortion of the testbed fails every time. See docs/delay.md
+//! ("Certified delays").
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -95,6 +98,9 @@ pub struct PairVerdict {
     pub checks: Vec<Check>,
     /// Why the pair failed, when that is not a statistic (no or too few replies).
     pub problem: Option<String>,
+    /// The statistics a first measurement failed (`p99 46.45/72.20`), when the pair was measured
+    /// again; `checks` are the second's.
+    pub first_failure: Option<String>,
     pub ok: bool,
 }
 
@@ -114,7 +120,8 @@ pub fn rule(tolerance: Tolerance) -> String {
     format!(
         "p10, p50, p90, p99 and sd of each pair's round trips against the model (median base round \
          trip + one draw of each direction, cut at zero), each within its {Z}-sigma sampling interval \
-         widened by {}% of the model's value or {} ms, whichever is larger",
+         widened by {}% of the model's value or {} ms, whichever is larger; a failed pair is \
+         measured again and fails if it fails twice",
         tolerance.pct, tolerance.ms
     )
 }
@@ -172,6 +179,16 @@ pub fn judge(
         tolerance,
     ));
     (checks, None)
+}
+
+/// The statistics of `checks` that failed, declared/realised: `p99 46.45/72.20, sd 7.06/11.27`.
+pub fn failed_statistics(checks: &[Check]) -> String {
+    checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| format!("{} {:.2}/{:.2}", c.stat, c.declared_ms, c.realised_ms))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn check(
@@ -237,7 +254,11 @@ impl Certified {
             cells.resize(QUANTILES.len() + 1, "-".to_string());
             let received = p.delayed.as_ref().map_or(0, |d| d.received);
             let replies = format!("{received}/{}", p.sent);
-            let verdict = if p.ok { "ok" } else { "FAILED" };
+            let verdict = match (p.ok, &p.first_failure) {
+                (true, None) => "ok",
+                (true, Some(_)) => "ok, 2nd",
+                (false, _) => "FAILED",
+            };
             let _ = writeln!(
                 out,
                 "  {:<18} {:>7.2} {base:>7} {:>13} {:>13} {:>13} {:>13} {:>13} {replies:>9}  {verdict}",
@@ -252,7 +273,7 @@ impl Certified {
         }
         out.push_str(
             "  (ms; mean: the declared delays' round trip; base: median before the delays; \
-             each statistic: model/realised, ! outside the rule)\n",
+             each statistic: model/realised, ! outside the rule; 2nd: passed when measured again)\n",
         );
         out
     }
@@ -293,8 +314,11 @@ impl Certified {
                     .iter()
                     .map(|c| format!("{} {:.2}/{:.2}", c.stat, c.declared_ms, c.realised_ms))
                     .collect();
+                let twice = p.first_failure.as_ref().map_or(String::new(), |f| {
+                    format!(" (and before, measured once more: {f})")
+                });
                 format!(
-                    "{name}: {} [declared/realised: {}]",
+                    "{name}: {} [declared/realised: {}]{twice}",
                     off.join("; "),
                     all.join(", ")
                 )
@@ -395,6 +419,7 @@ mod tests {
             declared_rtt_ms: 30.0,
             base: Sampled::of(200, &[0.05; 200]),
             compensated_ms: 0.0,
+            first_failure: None,
             sent: 1000,
             delayed: Sampled::of(1000, &times),
             ok: checks.iter().all(|c| c.ok) && problem.is_none(),
