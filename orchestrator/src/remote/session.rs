@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
+mod dialogue;
+
+pub use dialogue::Dialogue;
+
 use super::quote;
 use super::RemoteError;
 use crate::inventory::{Host, HostKeyPolicy, SshTarget};
