@@ -390,6 +390,7 @@ async fn one_run(
         hosts::must(conn, &mkdir, "create the run directory").await
     }))
     .await?;
+    let clock_start = crate::clock::start(conns).await?;
     if let Some(d) = &spec.delays {
         let targets = d
             .hosts
@@ -480,13 +481,15 @@ async fn one_run(
         }
         _ => (Vec::new(), Vec::new()),
     };
+    let clocks = crate::clock::end(conns, clock_start, spec, &local, &mut fault_records).await?;
     let election = match replicas {
         Some((plan, started)) => {
             if spec.workload.is_some() {
                 election::wait_out(plan.duration, started.at).await;
             }
             let kills = crate::results::faults::kills(&fault_records);
-            let summary = election::finish(plan, started, label, conns, &local, &kills).await?;
+            let summary =
+                election::finish(plan, started, label, conns, &local, &kills, &clocks).await?;
             eprintln!("   election: {}", election_line(&summary));
             faults::add_election(&local, &mut fault_records, &summary, &plan.hosts);
             Some(summary)
@@ -505,6 +508,7 @@ async fn one_run(
         failure: None,
         delays: measured,
         faults: fault_records,
+        clocks: Some(clocks),
     })
 }
 
@@ -568,8 +572,8 @@ fn election_line(s: &orch_analysis::elect::Summary) -> String {
     let detected: Vec<String> = s
         .failures
         .iter()
-        .filter_map(|f| f.detection_ms)
-        .map(|ms| format!("{ms:.0}"))
+        .filter_map(|f| Some((f.detection_ms?, f.detection_bound_ms)))
+        .map(|(ms, b)| b.map_or(format!("{ms:.0}"), |b| format!("{ms:.1} ± {b:.2}")))
         .collect();
     let mut line = format!(
         "{} terms, {} elections, final leader {}, {} failures (detected after {} ms), {} false positives",

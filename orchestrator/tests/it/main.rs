@@ -12,6 +12,7 @@
 mod util;
 
 mod cllab;
+mod clocks;
 mod control;
 mod delay;
 mod election;

@@ -46,8 +46,8 @@ impl Nemesis<'_> {
         records[i].hosts = hit.to_vec();
         records[i].replica = Some(id);
         self.save(records);
-        let (undo, fired, at_ns) = self.strike(f.action, hit, election::PROC).await?;
-        records[i].start_unix_ns = at_ns;
+        let (undo, fired, at) = self.strike(f.action, hit, election::PROC).await?;
+        (records[i].start_unix_ns, records[i].start_clock) = at.unzip();
         records[i].start_s = Some(fired.duration_since(t0).as_secs_f64());
         self.save(records);
 
