@@ -123,3 +123,134 @@ fn every_host_gets_an_offset_within_its_bound_and_intervals_their_bounds() {
     assert!(text.contains("node 0 on host1: "), "{text}");
     assert_eq!(leftovers(&lab), "", "processes left on the hosts");
 }
+
+/// Moves CLOCK_REALTIME of the machine it runs on by argv[1] ns in one step
+/// (clock_adjtime with ADJ_SETOFFSET | ADJ_NANO): no gap between reading and setting the clock.
+const SHIFT: &str = r#"
+import ctypes, sys
+L, I = ctypes.c_long, ctypes.c_int
+class Timeval(ctypes.Structure):
+    _fields_ = [("sec", L), ("usec", L)]
+class Timex(ctypes.Structure):
+    _fields_ = [("modes", ctypes.c_uint), ("offset", L), ("freq", L), ("maxerror", L),
+                ("esterror", L), ("status", I), ("constant", L), ("precision", L),
+                ("tolerance", L), ("time", Timeval), ("tick", L), ("ppsfreq", L),
+                ("jitter", L), ("shift", I), ("stabil", L), ("jitcnt", L), ("calcnt", L),
+                ("errcnt", L), ("stbcnt", L), ("tai", I), ("pad", I * 11)]
+t = Timex(modes=0x0100 | 0x2000)
+t.time.sec, t.time.usec = divmod(int(sys.argv[1]), 10**9)
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.clock_adjtime(0, ctypes.byref(t)) < 0:
+    raise OSError(ctypes.get_errno(), "clock_adjtime(CLOCK_REALTIME, ADJ_SETOFFSET)")
+"#;
+
+/// The shift of the VM's clock, ms.
+const SHIFT_MS: f64 = 40.0;
+
+/// Run by scripts/clock-vm-test.sh, which boots a VM (its own kernel, its own clock) with sshd
+/// and names its inventory in ORCH_CLOCK_VM_INVENTORY. The VM's clock is moved by +40 ms in
+/// one step: the measured offset must move by 40 ms within the two measurements' bounds. Then
+/// an interval across the VM and the controller, measured apart from the clock measurement
+/// (the controller's clock before opening a channel that runs `date +%s%N` on the VM, and after
+/// it returns), put on the controller's clock by orch's correction, must lie between 0 and that
+/// round trip within the bound, while the uncorrected one is off by the VM's offset.
+#[test]
+#[ignore = "needs a VM: scripts/clock-vm-test.sh"]
+fn a_vm_clock_shifted_by_40_ms_is_measured_and_corrected() {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use orch::remote::{Cmd, Conn};
+    use orch::run::RunHost;
+
+    let path = std::env::var("ORCH_CLOCK_VM_INVENTORY")
+        .expect("ORCH_CLOCK_VM_INVENTORY: run scripts/clock-vm-test.sh");
+    let inventory = orch::inventory::Inventory::load(std::path::Path::new(&path)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let host = &inventory.hosts[0];
+        let conn = Conn::open(host).await.unwrap();
+        let home = conn
+            .run(&Cmd::script("printf %s \"$HOME\""))
+            .await
+            .unwrap()
+            .stdout;
+        let rh = RunHost::new(host, &home, "clock-vm");
+        let conns = BTreeMap::from([(host.name.clone(), (conn, rh))]);
+        let measure = || async { orch::clock::measure::all(&conns).await.unwrap()["vm"].clone() };
+        let before = measure().await;
+        let shift = format!(
+            "/usr/bin/python3 -c {} {}",
+            orch::remote::quote::quote(SHIFT),
+            SHIFT_MS * 1e6
+        );
+        let out = conns["vm"].0.run(&Cmd::script(&shift)).await.unwrap();
+        assert!(out.status.success(), "{}", out.stderr);
+        let after = measure().await;
+        let moved = after.offset_ms - before.offset_ms;
+        let bound = before.bound_ms + after.bound_ms;
+        eprintln!("before {before:?}\nafter {after:?}\nmoved {moved:.3} ms, bound {bound:.3} ms");
+        assert!(
+            (moved - SHIFT_MS).abs() <= bound,
+            "the offset moved {moved:.3} ms for a shift of {SHIFT_MS} ms, bound {bound:.3} ms"
+        );
+
+        // Stamps from another program (date, in a shell reading lines) over one channel, each
+        // between two readings of the controller's clock.
+        let now = || {
+            let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            since.unwrap().as_nanos() as u64
+        };
+        let stamps = Cmd::script("while read -r _; do date +%s%N; done");
+        let mut d = conns["vm"]
+            .0
+            .dialogue(&stamps, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let mut exchanges = Vec::new();
+        for _ in 0..5 {
+            let sent = now();
+            d.send("t").await.unwrap();
+            let stamp: u64 = d.receive().await.unwrap().trim().parse().unwrap();
+            exchanges.push((sent, stamp, now()));
+        }
+        d.close().await.unwrap();
+        let end = measure().await;
+        let clocks = orch::clock::combine(
+            BTreeMap::from([("vm".to_string(), after)]),
+            BTreeMap::from([("vm".to_string(), end)]),
+            &[],
+        )
+        .unwrap();
+        let offset = clocks.of("vm").unwrap().offset_ms;
+        for (sent, stamp, back) in exchanges {
+            // The VM's reading minus the controller's, as a replica's rejoin is recorded.
+            let raw_ms = (stamp as f64 - sent as f64) / 1e6;
+            let line = serde_json::json!({
+                "entry": 0, "action": "kill", "target": "replica-leader", "hosts": ["vm"],
+                "process": "replica", "replica": 0, "leader_before": "vm",
+                "start_unix_ns": sent, "start_s": 0.0, "end_s": 0.0, "end_unix_ns": sent,
+                "new_leader": null, "new_leader_ms": null, "rejoined_ms": raw_ms, "error": null
+            });
+            let mut records = [serde_json::from_value(line).unwrap()];
+            orch::clock::correct::faults(&clocks, &mut records);
+            let corrected = records[0].rejoined_ms.unwrap();
+            let b = records[0]
+                .clock_bounds
+                .as_ref()
+                .unwrap()
+                .rejoined_ms
+                .unwrap();
+            let rtt_ms = (back - sent) as f64 / 1e6;
+            eprintln!(
+                "interval: raw {raw_ms:.3} ms, corrected {corrected:.3} ± {b:.3} ms, \
+                 true within 0..{rtt_ms:.3} ms; offset {offset:.3} ms"
+            );
+            assert!(
+                -b <= corrected && corrected <= rtt_ms + b,
+                "corrected {corrected:.3} ± {b:.3} ms outside 0..{rtt_ms:.3} ms"
+            );
+            assert!((raw_ms - corrected - offset).abs() < 1e-6);
+        }
+    });
+}
