@@ -47,6 +47,8 @@ pub struct Nemesis<'a> {
     pub client_side: Vec<String>,
     /// The run's directory on the controller, for faults.jsonl.
     pub local: &'a Path,
+    /// Each host's clock as measured at the run's start.
+    pub clocks: &'a BTreeMap<String, crate::clock::Measurement>,
 }
 
 /// What undoes a fault in force.
@@ -116,6 +118,15 @@ impl Nemesis<'_> {
             self.save(&records);
         }
         records
+    }
+
+    /// The controller's reading `ns` as `host`'s clock reads it, made earlier by the offset's
+    /// bound, so that no event on the host after that instant is taken for one before it.
+    fn on_host_clock(&self, host: &str, ns: u64) -> u64 {
+        self.clocks.get(host).map_or(ns, |m| {
+            let shift = ((m.offset_ms - m.bound_ms) * 1e6).round() as i128;
+            (ns as i128 + shift).clamp(0, u64::MAX as i128) as u64
+        })
     }
 
     fn save(&self, records: &[FaultRecord]) {

@@ -459,6 +459,7 @@ async fn one_run(
         conns,
         client_side: client_side(spec.workload.as_ref(), ensemble.as_ref()),
         local: &local,
+        clocks: &clock_start,
     };
     let (outputs, mut fault_records) = match (&spec.workload, &ensemble, replicas_ref) {
         (Some(w), Some(e), _) => {

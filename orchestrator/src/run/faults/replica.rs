@@ -65,8 +65,11 @@ impl Nemesis<'_> {
         let phase_end = started.at + plan.duration;
         let limit = (undone + REJOIN_LIMIT).min(phase_end);
         loop {
-            if let Some(wall) = self.knows_leader_since(plan, started, id, undone_ns).await {
-                records[i].rejoined_ms = Some(wall.saturating_sub(undone_ns) as f64 / 1e6);
+            let since = self.on_host_clock(host, undone_ns);
+            if let Some(wall) = self.knows_leader_since(plan, started, id, since).await {
+                // The host's clock against the controller's: corrected by the run's clocks.
+                let ns = wall as i128 - undone_ns as i128;
+                records[i].rejoined_ms = Some(ns as f64 / 1e6);
                 return Ok(());
             }
             if Instant::now() > limit {
