@@ -109,6 +109,7 @@ mod tests {
             samples: 20,
             at_unix_ns: 0,
             resolution_ns: 2,
+            chrony: None,
         };
         Clocks {
             reference: CONTROLLER.into(),

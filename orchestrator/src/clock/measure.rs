@@ -43,6 +43,7 @@ pub fn cristian(samples: &[Sample], resolution_ns: u64) -> Option<Measurement> {
         samples: samples.len(),
         at_unix_ns: best.sent_ns,
         resolution_ns,
+        chrony: None,
     })
 }
 
@@ -103,8 +104,10 @@ async fn host(conn: &Conn, rh: &RunHost) -> anyhow::Result<Measurement> {
         });
     }
     d.close().await?;
-    cristian(&samples, host_resolution + controller_resolution_ns())
-        .with_context(|| format!("{}: no samples", what()))
+    let mut m = cristian(&samples, host_resolution + controller_resolution_ns())
+        .with_context(|| format!("{}: no samples", what()))?;
+    m.chrony = super::chrony::probe(conn).await?;
+    Ok(m)
 }
 
 /// The controller's CLOCK_REALTIME, Unix ns.

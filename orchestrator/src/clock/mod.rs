@@ -3,6 +3,7 @@
 //! to put every interval between two hosts' readings onto the controller's clock, each with
 //! the bound the clocks leave on it ([`correct`]). See docs/clocks.md.
 
+pub mod chrony;
 pub mod correct;
 pub mod measure;
 
@@ -39,6 +40,10 @@ pub struct Measurement {
     pub at_unix_ns: u64,
     /// The host's and the controller's CLOCK_REALTIME resolutions together, ns.
     pub resolution_ns: u64,
+    /// chrony's own view of the host's clock just after (`chronyc -c tracking`); `null`
+    /// without chronyc or chronyd.
+    #[serde(default)]
+    pub chrony: Option<chrony::Tracking>,
 }
 
 /// One host's clock over a run: measured at its start and at its end.
@@ -208,6 +213,7 @@ mod tests {
             samples: 20,
             at_unix_ns: 1,
             resolution_ns: 2,
+            chrony: None,
         }
     }
 

@@ -41,6 +41,12 @@ fn every_host_gets_an_offset_within_its_bound_and_intervals_their_bounds() {
             .starts_with("the controller"),
         "{clocks}"
     );
+    let has_chronyc = std::process::Command::new("sh")
+        .args(["-c", "command -v chronyc"])
+        .output()
+        .unwrap()
+        .status
+        .success();
     let hosts = clocks["hosts"].as_object().unwrap();
     let names: Vec<&str> = hosts.keys().map(String::as_str).collect();
     assert_eq!(names, ["host1", "host2", "host3"]);
@@ -57,6 +63,9 @@ fn every_host_gets_an_offset_within_its_bound_and_intervals_their_bounds() {
                 "{name} {when}: {m}"
             );
             assert_eq!(m["samples"], 20, "{name} {when}: {m}");
+            // The hosts see this machine's programs: no chronyc here, no chrony view there.
+            assert!(m.as_object().unwrap().contains_key("chrony"), "{m}");
+            assert!(has_chronyc || m["chrony"].is_null(), "{name} {when}: {m}");
         }
         let r = &c["run"];
         assert_eq!(r["host"].as_str(), Some(name.as_str()));
