@@ -482,12 +482,12 @@ async fn one_run(
         }
         _ => (Vec::new(), Vec::new()),
     };
+    if let (Some((plan, started)), Some(_)) = (&replicas, &spec.workload) {
+        election::wait_out(plan.duration, started.at).await;
+    }
     let clocks = crate::clock::end(conns, clock_start, spec, &local, &mut fault_records).await?;
     let election = match replicas {
         Some((plan, started)) => {
-            if spec.workload.is_some() {
-                election::wait_out(plan.duration, started.at).await;
-            }
             let kills = crate::results::faults::kills(&fault_records);
             let summary =
                 election::finish(plan, started, label, conns, &local, &kills, &clocks).await?;
