@@ -2,7 +2,7 @@
 # Every test: installs what they need (scripts/install-deps.sh), runs `cargo test --workspace`
 # (unit tests, and the lab tests: namespaced hosts with real sshd, ZooKeeper, the kernel), then
 # the real-kernel tier (scripts/kernel-test.sh: netem, kprobes and eBPF in VMs on Debian's 6.1
-# and 6.12 kernels). Needs root: run as root it goes ahead (no sudo needed), run as a user it
+# and 6.12 kernels) and a VM with a clock of its own (scripts/clock-vm-test.sh). Needs root: run as root it goes ahead (no sudo needed), run as a user it
 # re-executes itself through sudo. .ci/run calls it after fmt and clippy.
 #
 #   scripts/test.sh
@@ -19,3 +19,4 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo test --workspace
 scripts/kernel-test.sh
+scripts/clock-vm-test.sh

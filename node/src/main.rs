@@ -1,5 +1,6 @@
 //! `orch-node`: the agent `orch` pushes to every experiment host.
 
+mod clock;
 mod delay;
 mod elect;
 mod fourlw;
@@ -58,6 +59,7 @@ fn run(agent: Agent) -> anyhow::Result<()> {
         Agent::RelayServe { dir, listen } => relay::serve(&dir, &listen),
         Agent::Traffic { command } => traffic::run(command),
         Agent::Ycsb { args } => ycsb::main(&args),
+        Agent::Clock => clock::serve(std::io::stdin().lock(), std::io::stdout().lock()),
         Agent::Chroot { connect } => ycsb::create_chroot(&connect),
         Agent::ZkWrite {
             server,

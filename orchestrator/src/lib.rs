@@ -16,6 +16,7 @@
 
 pub mod artifacts;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod delay;
 pub mod exec;

@@ -3,7 +3,8 @@
 //! renamed flag or a new field cannot drift apart on the two sides. A round-trip test parses
 //! what `argv` prints back into the same value.
 //!
-//! - [`Agent`]: `elect`, `delay`, `chroot`, `fourlw`, `relay-serve`, `ycsb`, `proc …`, `traffic …`;
+//! - [`Agent`]: `elect`, `delay`, `chroot`, `fourlw`, `relay-serve`, `ycsb`, `clock`, `proc …`,
+//!   `traffic …`;
 //! - [`proc`]: `orch-node proc` (start, stop, stop-all, status, wait) and its `--json` rows;
 //! - [`traffic`]: `orch-node traffic` (mesh, rate, sink);
 //! - [`units`]: iperf3-style sizes and rates (`100K`, `1M`).
@@ -85,6 +86,10 @@ pub enum Agent {
         #[arg(long)]
         show: bool,
     },
+    /// Read this host's clock for orch's offset measurement (docs/clocks.md): print the
+    /// resolution of CLOCK_REALTIME in ns, then answer every line on stdin at once with
+    /// CLOCK_REALTIME in ns since the Unix epoch, until stdin ends.
+    Clock,
     /// Start and stop long-running processes exactly (see docs/proc.md).
     Proc {
         #[command(subcommand)]
@@ -150,6 +155,7 @@ impl Agent {
                 a.flag("--rules", rules.display()).switch("--show", *show);
                 a.0
             }
+            Agent::Clock => vec!["clock".to_string()],
             Agent::Proc { command } => [vec!["proc".to_string()], command.argv()].concat(),
             Agent::Traffic { command } => [vec!["traffic".to_string()], command.argv()].concat(),
             Agent::Ycsb { args } => [vec!["ycsb".to_string()], args.clone()].concat(),
@@ -241,6 +247,7 @@ pub(crate) mod tests {
                 show,
             });
         }
+        round_trip(Agent::Clock);
         round_trip(Agent::Ycsb {
             args: ["run", "-P", "w", "-p", "a=b", "-threads", "4", "-s"]
                 .map(String::from)

@@ -5,7 +5,7 @@ pub mod quote;
 mod session;
 
 pub use fanout::{each, HostResult};
-pub use session::{Cmd, Conn, Output, Stream};
+pub use session::{Cmd, Conn, Dialogue, Output, Stream};
 
 use std::time::Duration;
 

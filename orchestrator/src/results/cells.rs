@@ -91,6 +91,8 @@ pub fn metrics(result: &RunResult, run: Option<&Report>) -> Metrics {
                 (|f| f.detection_ms) as fn(&orch_analysis::elect::Failure) -> Option<f64>,
             ),
             ("failover_ms", |f| f.failover_ms),
+            ("detection_bound_ms", |f| f.detection_bound_ms),
+            ("failover_bound_ms", |f| f.failover_bound_ms),
         ] {
             let samples: Vec<f64> = s.failures.iter().filter_map(pick).collect();
             if !samples.is_empty() {
@@ -279,6 +281,7 @@ mod tests {
             failure: None,
             delays: None,
             faults: Vec::new(),
+            clocks: None,
         }
     }
 

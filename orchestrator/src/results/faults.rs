@@ -63,8 +63,27 @@ pub struct FaultRecord {
     /// How long after the undo (restart, SIGCONT, rules removed) every server hit served again
     /// (`srvr`), or the replica knew a leader again.
     pub rejoined_ms: Option<f64>,
+    /// The host whose clock `start_unix_ns` is (`the controller` for a network fault).
+    #[serde(default)]
+    pub start_clock: Option<String>,
+    /// Set once the intervals above are on the controller's clock (clocks.json, see
+    /// docs/clocks.md): how far off each can be because of the hosts' clocks.
+    #[serde(default)]
+    pub clock_bounds: Option<ClockBounds>,
     /// Why the fault did not fire or was not undone, if so.
     pub error: Option<String>,
+}
+
+/// The bound the clocks leave on each interval of a fault, ms: 0 for one the controller timed
+/// alone, the two hosts' bounds for one across two hosts; `null` for an interval that is
+/// missing or could not be corrected (a host without a measured clock).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ClockBounds {
+    pub write_ms: Option<f64>,
+    pub new_leader_ms: Option<f64>,
+    pub detection_ms: Option<f64>,
+    pub left_ms: Option<f64>,
+    pub rejoined_ms: Option<f64>,
 }
 
 impl FaultRecord {
@@ -82,15 +101,20 @@ impl FaultRecord {
     /// stopped and started serving.
     pub fn outcome(&self) -> String {
         let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0} ms"));
+        let bounds = self.clock_bounds.clone().unwrap_or_default();
+        let pm = |v: Option<f64>, b: Option<f64>| match (v, b) {
+            (Some(v), Some(b)) if b > 0.0 => format!("{v:.0} ± {b:.2} ms"),
+            _ => ms(v),
+        };
         if let Some(e) = &self.error {
             return format!("FAILED: {e}");
         }
         if let (Some(l), Some(_)) = (&self.new_leader, self.new_leader_ms) {
             return format!(
                 "new leader {l} after {}, a write through {} after {}",
-                ms(self.new_leader_ms),
+                pm(self.new_leader_ms, bounds.new_leader_ms),
                 self.write_server.as_deref().unwrap_or("-"),
-                ms(self.write_ms)
+                pm(self.write_ms, bounds.write_ms)
             );
         }
         let said: Vec<String> = [
@@ -194,6 +218,10 @@ pub fn add_election(
             r.new_leader = f.new_leader.and_then(|l| hosts.get(l).cloned());
         }
         r.new_leader_ms = f.failover_ms;
+        if let Some(b) = r.clock_bounds.as_mut() {
+            b.detection_ms = f.detection_bound_ms;
+            b.new_leader_ms = f.failover_bound_ms;
+        }
     }
 }
 
@@ -337,6 +365,8 @@ some stderr line
             detection_ms: None,
             left_ms: Some(3000.0),
             rejoined_ms: None,
+            start_clock: Some("h2".into()),
+            clock_bounds: None,
             error: None,
         };
         assert_eq!(r.what(), "fault kill h2");

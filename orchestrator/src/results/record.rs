@@ -55,7 +55,8 @@ pub fn save(dir: &Path, result: &RunResult) -> anyhow::Result<()> {
 }
 
 /// Rebuilds the result of the finished run in `dir`, or `None` if it has no done marker;
-/// the election summary is recomputed from the stored event logs.
+/// the election summary is recomputed from the stored event logs, on the controller's clock
+/// when the run's clocks.json is there.
 pub fn load(dir: &Path) -> anyhow::Result<Option<RunResult>> {
     let path = dir.join(DONE);
     let bytes = match std::fs::read(&path) {
@@ -66,13 +67,18 @@ pub fn load(dir: &Path) -> anyhow::Result<Option<RunResult>> {
     let r: Record = serde_json::from_slice(&bytes)
         .with_context(|| format!("{}: not a run record", path.display()))?;
     let mut faults = crate::results::faults::read(dir)?;
+    let clocks = crate::clock::load(dir)?;
+    if let Some(c) = &clocks {
+        crate::clock::correct::faults(c, &mut faults);
+    }
     let election = if r.replicas > 0 {
         let files: Vec<PathBuf> = (0..r.replicas)
             .map(|id| dir.join(format!("replica-{id}.jsonl")))
             .collect();
         let kills = crate::results::faults::kills(&faults);
-        let summary =
-            elect::summarize_files_with(&files, &kills).map_err(|e| anyhow::anyhow!(e))?;
+        let offsets = crate::clock::correct::replicas(clocks.as_ref()).unwrap_or_default();
+        let summary = elect::summarize_files_with(&files, &kills, &offsets)
+            .map_err(|e| anyhow::anyhow!(e))?;
         // The kills' detection and failover as this analysis computes them.
         crate::results::faults::add_election(&mut faults, &summary, None);
         Some(summary)
@@ -95,6 +101,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Option<RunResult>> {
         failure: r.failure,
         delays: read_json(&dir.join("delays.json"))?,
         faults,
+        clocks,
     }))
 }
 

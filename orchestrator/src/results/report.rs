@@ -9,7 +9,11 @@ use orch_analysis::ycsb::{is_cleanup, Report};
 use serde::Serialize;
 
 use crate::results::cells::{self, Cell};
+
+mod election;
+
 use crate::results::store::RunDir;
+use election::{election_rows, fmt, ELECTION_COLUMNS};
 
 /// What one run of the matrix produced.
 #[derive(Debug, Clone)]
@@ -32,6 +36,8 @@ pub struct RunResult {
     pub delays: Option<serde_json::Value>,
     /// The faults of the run (faults.jsonl), in firing order.
     pub faults: Vec<crate::results::faults::FaultRecord>,
+    /// The hosts' clocks against the controller's (clocks.json), if they were measured.
+    pub clocks: Option<crate::clock::Clocks>,
 }
 
 #[derive(Serialize)]
@@ -61,6 +67,11 @@ struct RunSummary<'a> {
     /// Each fault with the workload during its window and after it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     faults: Vec<crate::results::faults::FaultSummary<'a>>,
+    /// The hosts' clocks against the controller's (clocks.json); `null`: not measured, the
+    /// intervals are the hosts' own.
+    clocks: Option<&'a crate::clock::Clocks>,
+    /// Every interval above whose clock bound is more than 5 % of it (empty: none).
+    clock_bound_large: Vec<String>,
 }
 
 /// Parses every output and writes summary.json, summary.csv, cells.json and cells.csv;
@@ -87,6 +98,10 @@ pub fn write(
         let errors = run.as_ref().map_or(0, Report::failed);
         let status = std::fs::read_to_string(dir.path.join(&r.label).join("ycsb-run.status.txt"))
             .unwrap_or_default();
+        let clock_bound_large = crate::clock::correct::large_bounds(r);
+        for line in &clock_bound_large {
+            eprintln!("!! {}: clock bound large: {line}", r.label);
+        }
         runs.push(RunSummary {
             label: &r.label,
             matrix: r
@@ -109,6 +124,8 @@ pub fn write(
             failed: r.failure.as_deref(),
             delays: r.delays.as_ref(),
             faults: crate::results::faults::summarize(&r.faults, &status),
+            clocks: r.clocks.as_ref(),
+            clock_bound_large,
         });
     }
     let summary = Summary {
@@ -222,6 +239,7 @@ fn csv(summary: &Summary) -> String {
             "runtime_ms",
             "errors",
             "failed",
+            "clock_bound_large",
         ]
         .map(String::from),
     );
@@ -252,6 +270,7 @@ fn csv(summary: &Summary) -> String {
         row.push(num(rep.and_then(|x| x.runtime_ms)));
         row.push(r.errors.to_string());
         row.push(r.failed.unwrap_or("").to_string());
+        row.push(r.clock_bound_large.join("; "));
         for (_, value) in ELECTION_COLUMNS {
             row.push(num(r.election.and_then(value)));
         }
@@ -277,36 +296,6 @@ fn csv(summary: &Summary) -> String {
         out.push('\n');
     }
     out
-}
-
-/// The election analysis's per-run numbers in summary.csv (empty without an election phase).
-type ElectionColumn = (
-    &'static str,
-    fn(&orch_analysis::elect::Summary) -> Option<f64>,
-);
-const ELECTION_COLUMNS: &[ElectionColumn] = &[
-    ("first_leader_ms", |s| s.first_leader_ms),
-    ("elections", |s| Some(s.elections as f64)),
-    ("terms_with_several_leaders", |s| {
-        Some(s.terms_with_several_leaders as f64)
-    }),
-    ("false_positives", |s| Some(s.false_positives as f64)),
-    ("false_positives_per_min", |s| s.false_positives_per_min),
-    ("leader_failures", |s| Some(s.failures.len() as f64)),
-    ("detection_ms_mean", |s| {
-        mean(s.failures.iter().filter_map(|f| f.detection_ms))
-    }),
-    ("failover_ms_mean", |s| {
-        mean(s.failures.iter().filter_map(|f| f.failover_ms))
-    }),
-    ("petitions_accepted", |s| Some(s.petitions_accepted as f64)),
-    ("final_leader", |s| s.final_leader.map(|l| l as f64)),
-    ("lowest_penalty", |s| s.lowest_penalty.map(|l| l as f64)),
-];
-
-fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
-    let v: Vec<f64> = xs.collect();
-    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
 /// The failed operations of a section, if it has `Return=` lines to count them (an
@@ -393,59 +382,6 @@ pub fn table(results: &[RunResult], reports: &[Option<Report>]) -> String {
     crate::output::table(&header_refs, &rows)
 }
 
-/// The election analysis of each run: leaders, failures, detection and failover, petitions.
-/// Adds a row named by the first argument with the cell of run `i` from the second.
-type PushRow<'a> = dyn FnMut(&str, &dyn Fn(usize) -> String) + 'a;
-
-fn election_rows(results: &[RunResult], push: &mut PushRow) {
-    let e = |i: usize| results[i].election.as_ref();
-    let count = |v: Option<usize>| v.map_or("-".to_string(), |n| n.to_string());
-    push("first leader ms", &|i| {
-        fmt(e(i).and_then(|s| s.first_leader_ms))
-    });
-    push("terms", &|i| count(e(i).map(|s| s.leaders.len())));
-    push("elections", &|i| count(e(i).map(|s| s.elections as usize)));
-    push("safety", &|i| {
-        e(i).map_or("-".into(), |s| match s.terms_with_several_leaders {
-            0 => "ok".into(),
-            n => format!("VIOLATED in {n} terms"),
-        })
-    });
-    push("leader failures", &|i| {
-        count(e(i).map(|s| s.failures.len()))
-    });
-    push("detection ms (mean)", &|i| {
-        fmt(e(i).and_then(|s| mean(s.failures.iter().filter_map(|f| f.detection_ms))))
-    });
-    push("failover ms (mean)", &|i| {
-        fmt(e(i).and_then(|s| mean(s.failures.iter().filter_map(|f| f.failover_ms))))
-    });
-    push("false positives", &|i| {
-        count(e(i).map(|s| s.false_positives as usize))
-    });
-    push("petitions accepted", &|i| {
-        count(e(i).map(|s| s.petitions_accepted as usize))
-    });
-    push("final leader / lowest penalty", &|i| {
-        e(i).map_or("-".into(), |s| {
-            format!("{} / {}", count(s.final_leader), count(s.lowest_penalty))
-        })
-    });
-    let timeouts = |i: usize| e(i).and_then(|s| s.timeouts.iter().find(|t| t.armed > 0));
-    push("timeout median ms (formula)", &|i| {
-        timeouts(i).map_or("-".into(), |t| {
-            format!("{} ({})", fmt(t.median_ms), fmt(t.formula_ms))
-        })
-    });
-    push("leader srtt median ms", &|i| {
-        fmt(timeouts(i).and_then(|t| t.median_srtt_ms))
-    });
-}
-
-fn fmt(v: Option<f64>) -> String {
-    v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,6 +443,8 @@ mod tests {
                 election: None,
                 failed: None,
                 delays: None,
+                clocks: None,
+                clock_bound_large: Vec::new(),
                 faults: Vec::new(),
             }],
         };
@@ -542,6 +480,7 @@ mod tests {
             failure: None,
             delays: None,
             faults: Vec::new(),
+            clocks: None,
         };
         let table = table(&[result], &[Some(run)]);
         let row = |name: &str| {

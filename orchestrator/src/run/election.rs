@@ -116,7 +116,8 @@ pub async fn start(
 }
 
 /// After the phase ([`wait_out`]): waits for every replica to exit, copies the event logs to
-/// `local/replica-<id>.jsonl` and analyses them, with the replicas' `kills` by faults.
+/// `local/replica-<id>.jsonl` and analyses them, with the replicas' `kills` by faults, on the
+/// controller's clock by the run's `clocks`.
 pub async fn finish(
     plan: &ElectionPlan,
     started: Started,
@@ -124,6 +125,7 @@ pub async fn finish(
     conns: &BTreeMap<String, (Conn, RunHost)>,
     local: &Path,
     kills: &[Kill],
+    clocks: &crate::clock::Clocks,
 ) -> anyhow::Result<Summary> {
     futures::future::try_join_all(plan.hosts.iter().map(|name| async move {
         let (conn, rh) = &conns[name];
@@ -155,7 +157,9 @@ pub async fn finish(
         tokio::fs::write(&dest, &text).await?;
         files.push(dest);
     }
-    let summary = elect::summarize_files_with(&files, kills).map_err(|e| anyhow::anyhow!(e))?;
+    let offsets = crate::clock::correct::replicas(Some(clocks)).unwrap_or_default();
+    let summary =
+        elect::summarize_files_with(&files, kills, &offsets).map_err(|e| anyhow::anyhow!(e))?;
     std::fs::write(local.join("election.txt"), elect::render(&summary))?;
     Ok(summary)
 }

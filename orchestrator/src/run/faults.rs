@@ -47,6 +47,8 @@ pub struct Nemesis<'a> {
     pub client_side: Vec<String>,
     /// The run's directory on the controller, for faults.jsonl.
     pub local: &'a Path,
+    /// Each host's clock as measured at the run's start.
+    pub clocks: &'a BTreeMap<String, crate::clock::Measurement>,
 }
 
 /// What undoes a fault in force.
@@ -98,6 +100,8 @@ impl Nemesis<'_> {
                 detection_ms: None,
                 left_ms: None,
                 rejoined_ms: None,
+                start_clock: None,
+                clock_bounds: None,
                 error: None,
             });
             let done = if f.target.is_replica() {
@@ -114,6 +118,15 @@ impl Nemesis<'_> {
             self.save(&records);
         }
         records
+    }
+
+    /// The controller's reading `ns` as `host`'s clock reads it, made earlier by the offset's
+    /// bound, so that no event on the host after that instant is taken for one before it.
+    fn on_host_clock(&self, host: &str, ns: u64) -> u64 {
+        self.clocks.get(host).map_or(ns, |m| {
+            let shift = ((m.offset_ms - m.bound_ms) * 1e6).round() as i128;
+            (ns as i128 + shift).clamp(0, u64::MAX as i128) as u64
+        })
     }
 
     fn save(&self, records: &[FaultRecord]) {
@@ -147,8 +160,8 @@ impl Nemesis<'_> {
         }
         records[i].hosts = hit.clone();
         self.save(records);
-        let (undo, fired, at_ns) = self.strike(f.action, &hit, PROCESS).await?;
-        records[i].start_unix_ns = at_ns;
+        let (undo, fired, at) = self.strike(f.action, &hit, PROCESS).await?;
+        (records[i].start_unix_ns, records[i].start_clock) = at.unzip();
         records[i].start_s = Some(fired.duration_since(t0).as_secs_f64());
         self.save(records);
 
@@ -212,20 +225,21 @@ impl Nemesis<'_> {
     /// Puts `action` in force on the hosts `hit` (their `process`, for kill and pause); how to
     /// undo it, and when it started: the controller's instant (as the signals leave; for a
     /// network fault once its rules are read back, a few round trips later) and the wall clock
-    /// (the hosts': the first signal; the controller's for a network fault). If a signal fails,
-    /// the hosts already hit are undone before the error returns.
+    /// with whose clock it is (the hosts': the first signal; the controller's for a network
+    /// fault). If a signal fails, the hosts already hit are undone before the error returns.
     async fn strike(
         &self,
         action: FaultAction,
         hit: &[String],
         process: &str,
-    ) -> anyhow::Result<(Undo, Instant, Option<u64>)> {
+    ) -> anyhow::Result<(Undo, Instant, Option<(u64, String)>)> {
         let (signal, undo) = match action {
             FaultAction::Kill => ("KILL", Undo::Restart),
             FaultAction::Pause => ("STOP", Undo::Continue),
             FaultAction::Partition | FaultAction::Loss(_) | FaultAction::Delay(_) => {
                 let cut = self.cut(action, hit).await?;
-                return Ok((Undo::Heal(cut), Instant::now(), Some(now_ns())));
+                let at = (now_ns(), crate::clock::CONTROLLER.to_string());
+                return Ok((Undo::Heal(cut), Instant::now(), Some(at)));
             }
         };
         let fired = Instant::now();
@@ -233,11 +247,12 @@ impl Nemesis<'_> {
             futures::future::join_all(hit.iter().map(|h| self.signal_to(h, process, signal))).await;
         let mut done = Vec::new();
         let mut failed = Vec::new();
-        let mut first = None::<u64>;
+        let mut first = None::<(u64, String)>;
         for (h, r) in hit.iter().zip(said) {
             match r {
                 Ok(text) => {
-                    first = first.into_iter().chain(sent_at(&text)).min();
+                    let at = sent_at(&text).map(|ns| (ns, h.clone()));
+                    first = first.into_iter().chain(at).min();
                     done.push(h.clone());
                 }
                 Err(e) => failed.push(format!("{h}: {e:#}")),

@@ -391,6 +391,7 @@ async fn one_run(
         hosts::must(conn, &mkdir, "create the run directory").await
     }))
     .await?;
+    let clock_start = crate::clock::start(conns).await?;
     if let Some(d) = &spec.delays {
         measured = Some(delays::start(d, conns, &local, applied).await?);
     }
@@ -428,6 +429,7 @@ async fn one_run(
         conns,
         client_side: client_side(spec.workload.as_ref(), ensemble.as_ref()),
         local: &local,
+        clocks: &clock_start,
     };
     let (outputs, mut fault_records) = match (&spec.workload, &ensemble, replicas_ref) {
         (Some(w), Some(e), _) => {
@@ -450,13 +452,15 @@ async fn one_run(
         }
         _ => (Vec::new(), Vec::new()),
     };
+    if let (Some((plan, started)), Some(_)) = (&replicas, &spec.workload) {
+        election::wait_out(plan.duration, started.at).await;
+    }
+    let clocks = crate::clock::end(conns, clock_start, spec, &local, &mut fault_records).await?;
     let election = match replicas {
         Some((plan, started)) => {
-            if spec.workload.is_some() {
-                election::wait_out(plan.duration, started.at).await;
-            }
             let kills = crate::results::faults::kills(&fault_records);
-            let summary = election::finish(plan, started, label, conns, &local, &kills).await?;
+            let summary =
+                election::finish(plan, started, label, conns, &local, &kills, &clocks).await?;
             eprintln!("   election: {}", election_line(&summary));
             faults::add_election(&local, &mut fault_records, &summary, &plan.hosts);
             Some(summary)
@@ -475,6 +479,7 @@ async fn one_run(
         failure: None,
         delays: measured,
         faults: fault_records,
+        clocks: Some(clocks),
     })
 }
 
@@ -538,8 +543,8 @@ fn election_line(s: &orch_analysis::elect::Summary) -> String {
     let detected: Vec<String> = s
         .failures
         .iter()
-        .filter_map(|f| f.detection_ms)
-        .map(|ms| format!("{ms:.0}"))
+        .filter_map(|f| Some((f.detection_ms?, f.detection_bound_ms)))
+        .map(|(ms, b)| b.map_or(format!("{ms:.0}"), |b| format!("{ms:.1} ± {b:.2}")))
         .collect();
     let mut line = format!(
         "{} terms, {} elections, final leader {}, {} failures (detected after {} ms), {} false positives",

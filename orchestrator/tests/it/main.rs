@@ -13,6 +13,7 @@ mod util;
 
 mod certify;
 mod cllab;
+mod clocks;
 mod control;
 mod delay;
 mod election;

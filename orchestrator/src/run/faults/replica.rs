@@ -46,8 +46,8 @@ impl Nemesis<'_> {
         records[i].hosts = hit.to_vec();
         records[i].replica = Some(id);
         self.save(records);
-        let (undo, fired, at_ns) = self.strike(f.action, hit, election::PROC).await?;
-        records[i].start_unix_ns = at_ns;
+        let (undo, fired, at) = self.strike(f.action, hit, election::PROC).await?;
+        (records[i].start_unix_ns, records[i].start_clock) = at.unzip();
         records[i].start_s = Some(fired.duration_since(t0).as_secs_f64());
         self.save(records);
 
@@ -65,8 +65,11 @@ impl Nemesis<'_> {
         let phase_end = started.at + plan.duration;
         let limit = (undone + REJOIN_LIMIT).min(phase_end);
         loop {
-            if let Some(wall) = self.knows_leader_since(plan, started, id, undone_ns).await {
-                records[i].rejoined_ms = Some(wall.saturating_sub(undone_ns) as f64 / 1e6);
+            let since = self.on_host_clock(host, undone_ns);
+            if let Some(wall) = self.knows_leader_since(plan, started, id, since).await {
+                // The host's clock against the controller's: corrected by the run's clocks.
+                let ns = wall as i128 - undone_ns as i128;
+                records[i].rejoined_ms = Some(ns as f64 / 1e6);
                 return Ok(());
             }
             if Instant::now() > limit {
