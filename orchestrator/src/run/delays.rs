@@ -14,9 +14,9 @@ use flate2::write::GzEncoder;
 use serde::Serialize;
 
 use super::RunHost;
-use crate::delay::certify::{self, Certified, PairVerdict, Sampled};
+use crate::delay::certify::{self, Certified, Check, PairVerdict, Sampled};
 use crate::delay::measure::{self, Pair, BASE_COUNT, DELAYED_COUNT};
-use crate::delay::{self, AppliedDelays, Delays, RoundTrip};
+use crate::delay::{self, AppliedDelays, Delays, RoundTrip, Tolerance};
 use crate::inventory::Host;
 use crate::remote::Conn;
 use crate::results::plot;
@@ -28,6 +28,23 @@ struct Samples<'a> {
     to: &'a str,
     base_ms: &'a [f64],
     delayed_ms: &'a [f64],
+}
+
+/// Pings sent and the reply times (ms) of one pair.
+type Pings = (u32, Vec<f64>);
+
+/// One pair on its way to its certificate.
+struct Judged {
+    /// As in force (compensated), and as declared.
+    pair: Pair,
+    declared: Pair,
+    compensated_ms: f64,
+    base: Pings,
+    model: RoundTrip,
+    delayed: Pings,
+    checks: Vec<Check>,
+    problem: Option<String>,
+    first_failure: Option<String>,
 }
 
 /// Applies `d` on its hosts (recorded in `applied` at once, so teardown removes them even if
@@ -59,99 +76,44 @@ pub async fn start(
     eprintln!("   delays:\n{}", super::indent(&done.report()));
     let applied_report = done.report();
     *applied = Some(done);
-    let pairs = measure::pairs(&in_force, ip_of)?;
-    let models: Vec<RoundTrip> = pairs
-        .iter()
-        .zip(&base)
-        .map(|(pair, (sent, times))| {
-            let base_p50 = Sampled::of(*sent, times).map_or(0.0, |b| b.p50_ms);
-            RoundTrip::new(Some(&pair.forward), pair.back.as_ref(), base_p50)
+    let delayed = measure::pairs(&in_force, ip_of)?;
+    let mut judged: Vec<Judged> = delayed
+        .into_iter()
+        .zip(declared)
+        .zip(subtracted.into_iter().zip(base))
+        .map(|((pair, declared), (compensated_ms, base))| {
+            let base_p50 = Sampled::of(base.0, &base.1).map_or(0.0, |b| b.p50_ms);
+            let model = RoundTrip::new(Some(&pair.forward), pair.back.as_ref(), base_p50);
+            Judged {
+                pair,
+                declared,
+                compensated_ms,
+                base,
+                model,
+                delayed: (0, Vec::new()),
+                checks: Vec::new(),
+                problem: None,
+                first_failure: None,
+            }
         })
         .collect();
-    let mut delayed = measure::ping(&hosts, &pairs, DELAYED_COUNT).await?;
-    let mut judged: Vec<_> = models
-        .iter()
-        .zip(&delayed)
-        .map(|(model, (_, times))| certify::judge(model, times, d.tolerance))
-        .collect();
-    // A pair whose statistics failed is measured once more: a host stalled by other work fails
-    // a pair once; a distortion that persists fails it again (docs/delay.md, "the rule").
-    let again: Vec<usize> = (0..pairs.len())
-        .filter(|&i| judged[i].1.is_none() && judged[i].0.iter().any(|c| !c.ok))
-        .collect();
-    let mut first_failures = vec![None; pairs.len()];
-    if !again.is_empty() {
-        let retried: Vec<Pair> = again.iter().map(|&i| pairs[i].clone()).collect();
-        let second = measure::ping(&hosts, &retried, DELAYED_COUNT).await?;
-        for (&i, measured) in again.iter().zip(second) {
-            first_failures[i] = Some(certify::failed_statistics(&judged[i].0));
-            judged[i] = certify::judge(&models[i], &measured.1, d.tolerance);
-            delayed[i] = measured;
-        }
-    }
+    judge_all(&hosts, &mut judged, d.tolerance).await?;
 
-    let mut verdicts = Vec::new();
-    let mut samples = Vec::new();
-    for (i, ((pair, model), (checks, problem))) in pairs.iter().zip(&models).zip(judged).enumerate()
-    {
-        let (base_sent, base_ms) = &base[i];
-        let (sent, delayed_ms) = &delayed[i];
-        let ok = problem.is_none() && checks.iter().all(|c| c.ok);
-        let original = &declared[i];
-        let title = format!(
-            "{} <-> {}: round trips, declared against realised",
-            pair.from, pair.to
-        );
-        // The model's CDF through its quantiles: a fixed delay is a vertical step.
-        let model_curve: Vec<(f64, f64)> = (0..=200)
-            .map(|k| f64::from(k) / 200.0)
-            .map(|q| (model.quantile(q), q))
-            .collect();
-        plot::write_cdf_plot(
-            &local.join(format!("delays-{}-{}", pair.from, pair.to)),
-            &title,
-            &[
-                ("declared (model)", model_curve),
-                ("realised", plot::ecdf(delayed_ms)),
-                ("base (before the delays)", plot::ecdf(base_ms)),
-            ],
-        )?;
-        verdicts.push(PairVerdict {
-            from: pair.from.clone(),
-            to: pair.to.clone(),
-            from_ip: pair.from_ip,
-            to_ip: pair.to_ip,
-            forward: Some(original.forward.to_string()),
-            back: original.back.map(|b| b.to_string()),
-            declared_rtt_ms: original.declared_rtt_ms(),
-            base: Sampled::of(*base_sent, base_ms),
-            compensated_ms: subtracted[i],
-            sent: *sent,
-            delayed: Sampled::of(*sent, delayed_ms),
-            checks,
-            problem,
-            first_failure: first_failures[i].take(),
-            ok,
-        });
-        samples.push(Samples {
-            from: &pair.from,
-            to: &pair.to,
-            base_ms,
-            delayed_ms,
-        });
+    for j in &judged {
+        plot_pair(local, j)?;
     }
     let certified = Certified {
         rule: certify::rule(d.tolerance),
         tolerance_pct: d.tolerance.pct,
         tolerance_ms: d.tolerance.ms,
         z: certify::Z,
-        pairs: verdicts,
+        pairs: judged.iter().map(verdict).collect(),
     };
     let report = format!("{applied_report}\n{}", certified.report());
     std::fs::write(local.join("delays.txt"), &report)?;
     let json = serde_json::to_vec_pretty(&certified)?;
     std::fs::write(local.join("delays.json"), &json)?;
-    write_samples(&local.join("delays-samples.json.gz"), &samples)?;
+    write_samples(&local.join("delays-samples.json.gz"), &judged)?;
     eprintln!("{}", super::indent(&certified.report()));
     if let Some(off) = certified.failures() {
         bail!(
@@ -163,9 +125,83 @@ pub async fn start(
     Ok(serde_json::from_slice(&json)?)
 }
 
+/// Pings every pair with the delays in force and judges it; a pair whose statistics failed is
+/// measured once more, and the second measurement decides: a host stalled by other work fails a
+/// pair once, a distortion that persists fails it again (docs/delay.md, "Certified delays").
+async fn judge_all(
+    hosts: &[(&Host, &Conn)],
+    judged: &mut [Judged],
+    tolerance: Tolerance,
+) -> Result<()> {
+    let pairs: Vec<Pair> = judged.iter().map(|j| j.pair.clone()).collect();
+    let delayed = measure::ping(hosts, &pairs, DELAYED_COUNT).await?;
+    for (j, pings) in judged.iter_mut().zip(delayed) {
+        (j.checks, j.problem) = certify::judge(&j.model, &pings.1, tolerance);
+        j.delayed = pings;
+    }
+    let again: Vec<&mut Judged> = judged
+        .iter_mut()
+        .filter(|j| j.problem.is_none() && j.checks.iter().any(|c| !c.ok))
+        .collect();
+    if again.is_empty() {
+        return Ok(());
+    }
+    let pairs: Vec<Pair> = again.iter().map(|j| j.pair.clone()).collect();
+    let second = measure::ping(hosts, &pairs, DELAYED_COUNT).await?;
+    for (j, pings) in again.into_iter().zip(second) {
+        j.first_failure = Some(certify::failed_statistics(&j.checks));
+        (j.checks, j.problem) = certify::judge(&j.model, &pings.1, tolerance);
+        j.delayed = pings;
+    }
+    Ok(())
+}
+
+/// The certificate of one pair.
+fn verdict(j: &Judged) -> PairVerdict {
+    PairVerdict {
+        from: j.pair.from.clone(),
+        to: j.pair.to.clone(),
+        from_ip: j.pair.from_ip,
+        to_ip: j.pair.to_ip,
+        forward: Some(j.declared.forward.to_string()),
+        back: j.declared.back.map(|b| b.to_string()),
+        declared_rtt_ms: j.declared.declared_rtt_ms(),
+        base: Sampled::of(j.base.0, &j.base.1),
+        compensated_ms: j.compensated_ms,
+        sent: j.delayed.0,
+        delayed: Sampled::of(j.delayed.0, &j.delayed.1),
+        checks: j.checks.clone(),
+        problem: j.problem.clone(),
+        first_failure: j.first_failure.clone(),
+        ok: j.problem.is_none() && j.checks.iter().all(|c| c.ok),
+    }
+}
+
+/// `delays-<from>-<to>.svg`/`.png`: the model's CDF (through its quantiles, so a fixed delay is
+/// a vertical step), the realised round trips' and the base's.
+fn plot_pair(local: &Path, j: &Judged) -> Result<()> {
+    let model: Vec<(f64, f64)> = (0..=200)
+        .map(|k| f64::from(k) / 200.0)
+        .map(|q| (j.model.quantile(q), q))
+        .collect();
+    plot::write_cdf_plot(
+        &local.join(format!("delays-{}-{}", j.pair.from, j.pair.to)),
+        &format!(
+            "{} <-> {}: round trips, declared against realised",
+            j.pair.from, j.pair.to
+        ),
+        &[
+            ("declared (model)", model),
+            ("realised", plot::ecdf(&j.delayed.1)),
+            ("base (before the delays)", plot::ecdf(&j.base.1)),
+        ],
+    )?;
+    Ok(())
+}
+
 /// `d` with half of each pair's median base round trip subtracted from each of its delayed
 /// directions (all of it where only one direction has a delay), and what was subtracted per pair.
-fn compensate(d: &Delays, pairs: &[Pair], base: &[(u32, Vec<f64>)]) -> Result<(Delays, Vec<f64>)> {
+fn compensate(d: &Delays, pairs: &[Pair], base: &[Pings]) -> Result<(Delays, Vec<f64>)> {
     let mut out = d.clone();
     let mut subtracted = Vec::new();
     for (pair, (_, times)) in pairs.iter().zip(base) {
@@ -207,11 +243,20 @@ fn compensate(d: &Delays, pairs: &[Pair], base: &[(u32, Vec<f64>)]) -> Result<(D
     Ok((out, subtracted))
 }
 
-fn write_samples(path: &Path, samples: &[Samples]) -> Result<()> {
+fn write_samples(path: &Path, judged: &[Judged]) -> Result<()> {
+    let samples: Vec<Samples> = judged
+        .iter()
+        .map(|j| Samples {
+            from: &j.pair.from,
+            to: &j.pair.to,
+            base_ms: &j.base.1,
+            delayed_ms: &j.delayed.1,
+        })
+        .collect();
     let file =
         std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut gz = GzEncoder::new(file, flate2::Compression::default());
-    serde_json::to_writer(&mut gz, samples)?;
+    serde_json::to_writer(&mut gz, &samples)?;
     gz.finish()?.flush()?;
     Ok(())
 }
