@@ -9,7 +9,7 @@
 //! The criterion: a link whose two packets 1 ms apart arrive swapped more often than 1 % of the
 //! time is warned about. A TCP flow at any useful rate sends its segments well under 1 ms apart,
 //! so such a link reorders it often (the seed's 15 ± 5 ms normal swaps 44 % of packet pairs 1 ms
-//! apart; measured 44.6 % with the emulator and 45.0 % with netem), while a fixed delay never does.
+//! apart; measured 43.7 to 45.6 % with the emulator and netem), while a fixed delay does not.
 //! The run is not refused: the seed's own profiles have this jitter.
 
 use std::path::Path;

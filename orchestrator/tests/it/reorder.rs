@@ -15,8 +15,9 @@
 //! four standard deviations of that share if the pairs were independent Bernoulli trials
 //! (adjacent pairs share a packet and are negatively correlated, so the real spread is smaller:
 //! a correct emulation fails about once in 15 000), plus [`SLACK`] for what the model leaves
-//! out. Also shown, not compared: the share of packets that arrive after a later one (RFC 4737's
-//! reordered packets; what `ping` shows as a lower icmp_seq after a higher one).
+//! out. A fixed delay swaps none with the emulator and at most 1 % with netem
+//! ([`fixed_allowed`]). Also shown, not compared: the share of packets that arrive after a later
+//! one (RFC 4737's reordered packets; what `ping` shows as a lower icmp_seq after a higher one).
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -51,6 +52,23 @@ const FLOWS: [(f64, usize); 3] = [(1.0, 1000), (10.0, 300), (50.0, 80)];
 /// batch get one arrival time; a VM's timers fire late).
 const SLACK: f64 = 0.03;
 
+/// The share of adjacent pairs a fixed delay may swap with `method`. None with the emulator: one
+/// thread releases the packets in order, and each release delivers its packet before the next
+/// (the verdict's syscall runs the receive path). With netem, 1 %: the netem of the 6.1 VM
+/// swapped 1 pair of 999 (and 8 packets of 1000 arrived after a later one) on a fixed 15 ms,
+/// while the 6.12 VM swapped none. netem releases from two contexts, its timer and the sender's
+/// own transmit path, which can run on different vCPUs, and between lab hosts a released packet
+/// is handed to the receiving side on the CPU that released it (veth, bridge); two CPUs can
+/// then deliver in either order. That explanation fits, but was not traced; on a real NIC the
+/// released packets queue in order. With jitter 44 % are swapped: 1 % still tells them apart.
+fn fixed_allowed(method: &str) -> f64 {
+    if method == "netem" {
+        0.01
+    } else {
+        0.0
+    }
+}
+
 /// One flow through one link.
 struct Outcome {
     from: usize,
@@ -74,8 +92,13 @@ impl Outcome {
         self.swapped as f64 / self.pairs.max(1) as f64
     }
 
-    fn allowed(&self) -> f64 {
-        4.0 * self.sd + SLACK
+    /// How far the swapped share may be from the model's.
+    fn allowed(&self, method: &str) -> f64 {
+        if self.link.jitter_ms == 0.0 {
+            fixed_allowed(method)
+        } else {
+            4.0 * self.sd + SLACK
+        }
     }
 
     fn row(&self, method: &str) -> String {
@@ -89,21 +112,22 @@ impl Outcome {
             self.sent,
             self.share() * 100.0,
             self.predicted * 100.0,
-            self.allowed() * 100.0,
+            self.allowed(method) * 100.0,
             self.late as f64 / self.received.max(1) as f64 * 100.0,
         )
     }
 
     /// What is wrong with it, if anything.
-    fn wrong(&self) -> Option<&'static str> {
+    fn wrong(&self, method: &str) -> Option<&'static str> {
         if self.received * 100 < self.sent * 99 {
             return Some("more than 1% of the packets lost");
         }
-        if self.link.jitter_ms == 0.0 {
-            return (self.swapped > 0 || self.late > 0).then_some("a fixed delay reordered");
-        }
-        ((self.share() - self.predicted).abs() > self.allowed())
-            .then_some("swapped share off the model")
+        let why = if self.link.jitter_ms == 0.0 {
+            "a fixed delay reordered more than allowed"
+        } else {
+            "swapped share off the model"
+        };
+        ((self.share() - self.predicted).abs() > self.allowed(method)).then_some(why)
     }
 }
 
@@ -261,7 +285,7 @@ pub fn measure_and_check(lab: &Lab, method: &str) {
     for m in &measured {
         let row = m.row(method);
         eprintln!("{row}");
-        if let Some(why) = m.wrong() {
+        if let Some(why) = m.wrong(method) {
             wrong.push(format!("{why}: {row}"));
         }
     }
