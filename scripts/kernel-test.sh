@@ -13,8 +13,9 @@
 # each kernel with this machine's filesystem as a read-only root with overlays, so the VM runs
 # the very binaries built here. KVM hangs at boot on the project's machines (nested
 # virtualization), so the VM runs under TCG, about 10x slower. Per kernel the VM runs:
-#   - orchestrator/tests/it/kernel.rs with --include-ignored: `orch check` (netem, kprobes), and
-#     netem delays between lab hosts applied, read back, measured with ping and removed;
+#   - orchestrator/tests/it/kernel.rs with --include-ignored: `orch check` (netem, kprobes),
+#     netem delays between lab hosts applied, read back, measured with ping and removed, and
+#     netem's reordering of one flow against the delay model;
 #   - node/tests/it/rtt.rs: the eBPF RTT source against `ss -ti` (and its fallbacks).
 # With --only TEST the VM runs just the tests of orchestrator/tests/it/kernel.rs whose names
 # contain TEST (e.g. `--only netem_reorders`), and not node/tests/it/rtt.rs.
