@@ -2,7 +2,7 @@
 # The real-kernel tier: runs the tests that need a kernel with sch_netem and kprobes (this
 # project's build machines have neither) inside a VM booted on real Debian kernels.
 #
-#   scripts/kernel-test.sh [--record] [KERNEL...]
+#   scripts/kernel-test.sh [--record] [--only TEST] [KERNEL...]
 #
 # KERNEL is `6.1` or `6.12` (the newest /boot/vmlinuz-6.1.* or -6.12.*), a release such as
 # `6.1.0-57-amd64`, or a path to a vmlinuz; with none, both 6.1 and 6.12. scripts/install-deps.sh
@@ -13,9 +13,12 @@
 # each kernel with this machine's filesystem as a read-only root with overlays, so the VM runs
 # the very binaries built here. KVM hangs at boot on the project's machines (nested
 # virtualization), so the VM runs under TCG, about 10x slower. Per kernel the VM runs:
-#   - orchestrator/tests/it/kernel.rs with --include-ignored: `orch check` (netem, kprobes), and
-#     netem delays between lab hosts applied, read back, measured with ping and removed;
+#   - orchestrator/tests/it/kernel.rs with --include-ignored: `orch check` (netem, kprobes),
+#     netem delays between lab hosts applied, read back, measured with ping and removed, and
+#     netem's reordering of one flow against the delay model;
 #   - node/tests/it/rtt.rs: the eBPF RTT source against `ss -ti` (and its fallbacks).
+# With --only TEST the VM runs just the tests of orchestrator/tests/it/kernel.rs whose names
+# contain TEST (e.g. `--only netem_reorders`), and not node/tests/it/rtt.rs.
 # With --record it instead records tc's output into orchestrator/tests/fixtures/tc/KERNEL/
 # (scripts/record-tc-fixtures.sh).
 #
@@ -54,6 +57,11 @@ record=false
 if [ "${1:-}" = --record ]; then
     record=true
     shift
+fi
+only=""
+if [ "${1:-}" = --only ]; then
+    only=${2:?--only needs a test name}
+    shift 2
 fi
 if [ "$(id -u)" != 0 ]; then
     echo "$0 must run as root (the lab tests create network namespaces)" >&2
@@ -99,13 +107,15 @@ tests=()
 if ! $record; then
     echo "building the test executables"
     orch_tests=$(test_binary -p orch --test it)
-    node_tests=$(test_binary -p orch-node --test it)
     # The lab tests inside the VM run one at a time: TCG makes everything ~10x slower, and
     # parallel SSH handshakes only slow each other down. --nocapture: the logs keep what the
     # tests measured (RTTs, sources) even when they pass. Each crate has one test binary; the
     # filter picks its kernel module (orch) and its rtt module (orch-node).
-    tests=("orch-kernel=$orch_tests kernel:: --include-ignored --test-threads 1 --nocapture"
-        "node-rtt=$node_tests rtt:: --test-threads 1 --nocapture")
+    tests=("orch-kernel=$orch_tests kernel::$only --include-ignored --test-threads 1 --nocapture")
+    if [ -z "$only" ]; then
+        node_tests=$(test_binary -p orch-node --test it)
+        tests+=("node-rtt=$node_tests rtt:: --test-threads 1 --nocapture")
+    fi
 fi
 
 failed=0

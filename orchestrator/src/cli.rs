@@ -271,6 +271,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => {
             let inv = load_inventory(cli.inventory)?;
             let scenario = crate::scenario::Scenario::load(&args.scenario, &inv)?;
+            for w in &scenario.warnings {
+                eprintln!("warning: {w}");
+            }
             if args.dry_run {
                 for r in &scenario.runs {
                     println!("{}", r.label());

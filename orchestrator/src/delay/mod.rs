@@ -8,6 +8,7 @@ mod emulator;
 pub mod measure;
 mod model;
 mod netem;
+pub mod reorder;
 mod spec;
 
 pub use emulator::{clear_fault, Layer};

@@ -17,6 +17,7 @@ use super::{
 use orch_common::agent::units;
 
 use crate::config::{yaml, ConfigError, Problems};
+use crate::delay::reorder;
 use crate::inventory::{Host, Inventory};
 
 /// Parses, applies the matrix, validates every run.
@@ -66,12 +67,21 @@ pub(super) fn parse(
             }
         }
     }
+    let mut warnings = Vec::new();
+    if let Some(d) = &raw.delays {
+        warnings.extend(reorder::warnings(d, "delays", path));
+    }
+    for (name, d) in raw.delay_profiles.iter().flatten() {
+        let field = format!("delay_profiles.{name}");
+        warnings.extend(reorder::warnings(d, &field, path));
+    }
     c.problems.finish(Scenario {
         path: path.to_path_buf(),
         name: raw.name.value.clone(),
         description: raw.description.clone(),
         text: text.to_string(),
         runs,
+        warnings,
     })
 }
 

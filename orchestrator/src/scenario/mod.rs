@@ -28,6 +28,9 @@ pub struct Scenario {
     pub text: String,
     /// Matrix combinations x repetitions, in order.
     pub runs: Vec<RunSpec>,
+    /// What runs as declared but may not measure what it seems to (jitter that reorders one
+    /// flow's packets: delay/reorder.rs); `orch run` prints them.
+    pub warnings: Vec<config::Problem>,
 }
 
 /// One concrete run of a scenario.

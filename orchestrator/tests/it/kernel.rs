@@ -305,3 +305,13 @@ fn netem_delays_are_applied_read_back_measured_and_removed() {
         }
     }
 }
+
+/// netem, as orch installs it (HTB + a netem per destination, through `delay::apply`), reorders
+/// one flow's packets as the delay model predicts, and not with a fixed delay: the emulator's
+/// measurement of tests/it/reorder.rs, with `method: netem`.
+#[test]
+#[ignore = "needs a kernel with sch_netem: run scripts/kernel-test.sh"]
+fn netem_reorders_one_flow_as_the_model_predicts() {
+    let lab = slow_lab("kro", "10.153", 3);
+    crate::reorder::measure_and_check(&lab, "netem");
+}

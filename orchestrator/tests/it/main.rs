@@ -25,6 +25,7 @@ mod kernel;
 mod lab;
 mod logs;
 mod relay;
+mod reorder;
 mod run;
 mod scenarios;
 mod setup;

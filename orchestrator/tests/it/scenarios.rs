@@ -1,11 +1,12 @@
 //! Every scenario shipped in scenarios/ is valid against the inventory it is written for.
 
 use std::path::Path;
+use std::process::Command;
 
 use orch::inventory::Inventory;
 use orch::scenario::Scenario;
 
-use crate::util::workspace;
+use crate::util::{text as text_of, workspace, write, ORCH};
 
 #[test]
 fn cloudlab_scenario_expands_to_both_leaders() {
@@ -117,4 +118,60 @@ fn election_kill_scenarios_kill_the_replica_leader_often_enough() {
     let kills: usize = s.runs.iter().map(|r| r.faults.len()).sum();
     assert!(kills / 2 >= 10, "{kills}");
     assert!(s.runs[0].faults.iter().all(|f| f.target.is_replica()));
+}
+
+/// `orch run --dry-run` warns about the seed's jittered links, which reorder one flow's packets
+/// (delay/reorder.rs), and still lists the runs; a scenario of fixed delays gets no warning.
+#[test]
+fn dry_run_warns_about_links_whose_jitter_reorders_a_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("hosts:\n");
+    for i in 1..=5 {
+        text.push_str(&format!(
+            "  - name: host{i}\n    address: 10.0.{i}.2\n    experiment_ip: 10.0.{i}.2\n    \
+             roles: [zookeeper{}]\n    zk_id: {i}\n",
+            if i == 1 { ", client" } else { "" }
+        ));
+    }
+    let inventory = write(dir.path(), "lab.yaml", &text);
+    let dry_run = |scenario: &Path| {
+        let out = Command::new(ORCH)
+            .arg("-i")
+            .arg(&inventory)
+            .args(["run", "--dry-run", "--scenario"])
+            .arg(scenario)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text_of(&out.stderr));
+        (text_of(&out.stdout), text_of(&out.stderr))
+    };
+
+    let seed = workspace("scenarios/zk-leader-placement-lab.yaml");
+    let (runs, warnings) = dry_run(&seed);
+    assert_eq!(runs.lines().count(), 2, "{runs}");
+    let warnings: Vec<&str> = warnings.lines().collect();
+    assert_eq!(warnings.len(), 5, "{warnings:#?}");
+    let first = format!(
+        "warning: {}:11:46: delays.interfaces[0].jitter_ms: host1 -> every other host, \
+         15 ms ± 5 ms normal: the jitter reorders packets of one flow: of two packets sent 1 ms \
+         apart the second arrives first 44.4% of the time (10 ms apart: 7.9%)",
+        seed.display()
+    );
+    assert!(warnings[0].starts_with(&first), "{}", warnings[0]);
+    assert!(
+        warnings[1].contains(
+            ":12:45: delays.interfaces[1].jitter_ms: host2 -> every other host, 2 ms ± 1 ms normal"
+        ),
+        "{}",
+        warnings[1]
+    );
+
+    let fixed = write(
+        dir.path(),
+        "fixed.yaml",
+        "name: fixed\ndelays:\n  pairs:\n    - {from: host1, to: host2, delay_ms: 20, both_ways: true}\n",
+    );
+    let (runs, warnings) = dry_run(&fixed);
+    assert_eq!(runs.trim(), "r01-rep1");
+    assert_eq!(warnings, "");
 }

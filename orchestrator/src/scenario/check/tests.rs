@@ -326,3 +326,33 @@ fn traffic_sizes_are_what_orch_node_accepts() {
         "{e}"
     );
 }
+
+#[test]
+fn jittered_links_of_delays_and_delay_profiles_are_warned_about_not_refused() {
+    let text = "name: w
+delays:
+  pairs:
+    - {from: node0, to: node1, delay_ms: 15, jitter_ms: 5, distribution: normal}
+    - {from: node1, to: node2, delay_ms: 15}
+delay_profiles:
+  wan: {interfaces: [{host: node2, delay_ms: 2, jitter_ms: 1, distribution: normal}]}
+  lan: {interfaces: [{host: node2, delay_ms: 1}]}
+matrix:
+  delays: [wan, lan]
+";
+    let s = parse(text).unwrap();
+    assert_eq!(s.runs.len(), 2);
+    let w: Vec<String> = s.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(w.len(), 2, "{w:#?}");
+    assert!(
+        w[0].starts_with("s.yaml:4:57: delays.pairs[0].jitter_ms: node0 -> node1, 15 ms ± 5 ms normal: the jitter reorders"),
+        "{}",
+        w[0]
+    );
+    assert!(
+        w[1].starts_with("s.yaml:7:60: delay_profiles.wan.interfaces[0].jitter_ms: node2 -> every other host, 2 ms ± 1 ms normal"),
+        "{}",
+        w[1]
+    );
+    assert!(parse(GOOD).unwrap().warnings.is_empty());
+}
