@@ -341,12 +341,13 @@ pub async fn remove(conn: &Conn, running: &Running) -> Result<(), RemoteError> {
     Ok(())
 }
 
-/// Stops a fault emulator that an interrupted run left on the host (its `orch-node proc`
-/// records under `<orch_dir>/fault/proc`) and checks that its table is gone: teardown's
-/// safety net, as the owner flag is the kernel's. Nothing to do where no fault ever ran.
-pub async fn clear_fault(conn: &Conn, orch_dir: &str) -> Result<(), RemoteError> {
+/// Stops the emulator of `layer` that an interrupted run left on the host (its `orch-node proc`
+/// records under `<orch_dir>/<layer>/proc`) and checks that its table is gone: teardown's safety
+/// net for a fault's, and what a run clears before it measures the base round trips. Nothing to
+/// do where that layer never ran.
+pub async fn clear(conn: &Conn, orch_dir: &str, layer: Layer) -> Result<(), RemoteError> {
     let root = orch_dir.trim_end_matches('/');
-    let paths = Paths::new(root, Layer::Fault);
+    let paths = Paths::new(root, layer);
     let ran = conn.run(&Cmd::new(&["test", "-e", &paths.rules])).await?;
     if !ran.status.success() {
         return Ok(());
@@ -355,7 +356,7 @@ pub async fn clear_fault(conn: &Conn, orch_dir: &str) -> Result<(), RemoteError>
         binary: node_binary(root),
         orch_dir: root.to_string(),
         pid: 0,
-        layer: Layer::Fault,
+        layer,
     };
     remove(conn, &running).await
 }

@@ -11,7 +11,7 @@ mod netem;
 pub mod reorder;
 mod spec;
 
-pub use emulator::{clear_fault, Layer};
+pub use emulator::{clear, Layer};
 pub use model::RoundTrip;
 pub use spec::{
     truncated, DelaySpec, Delays, Distribution, Egress, InterfaceDelay, Link, Method, PairDelay,
@@ -115,7 +115,7 @@ pub async fn apply(targets: &[Target<'_>], delays: &Delays) -> Result<AppliedDel
 
 /// Puts a network fault's egress rules on the hosts (`hosts`: each with its rules), always with
 /// the emulator's [`Layer::Fault`], beside whatever delays the scenario has; verified like
-/// delays, undone with [`remove`], and by [`clear_fault`] after an interrupted run.
+/// delays, undone with [`remove`], and by [`clear`] after an interrupted run.
 pub async fn apply_fault(
     targets: &[Target<'_>],
     hosts: &[(String, Vec<Egress>)],
@@ -267,6 +267,32 @@ pub(super) async fn checked(conn: &Conn, cmd: &Cmd, what: &str) -> Result<String
         return Err(failure(conn, what, out.stderr.trim()));
     }
     Ok(out.stdout)
+}
+
+/// Removes the scenario's delays an interrupted run left on the hosts of `targets` (an
+/// emulator, or orch's own root qdisc on an interface the rules leave through), so that a
+/// round trip measured before [`apply`] is the testbed's own.
+pub async fn clear_leftovers(targets: &[Target<'_>], delays: &Delays) -> Result<()> {
+    let each = targets.iter().map(|t| async move {
+        emulator::clear(t.conn, t.orch_dir, Layer::Delays).await?;
+        let rules = delays
+            .hosts
+            .iter()
+            .find(|(name, _)| *name == t.host.name)
+            .map_or(&[][..], |(_, rules)| rules.as_slice());
+        for iface in interfaces_of(t.conn, rules).await?.keys() {
+            let show = Cmd::new(&["tc", "-j", "qdisc", "show", "dev", iface]);
+            let text = checked(t.conn, &show, &format!("tc -j qdisc show dev {iface}")).await?;
+            let root = netem::root_qdisc(&text).map_err(|e| failure(t.conn, "tc qdisc show", e))?;
+            if root.is_ours() {
+                let del = Cmd::new(&netem::restore(iface)).privileged();
+                checked(t.conn, &del, &format!("tc qdisc del dev {iface} root")).await?;
+            }
+        }
+        Ok::<(), RemoteError>(())
+    });
+    futures::future::try_join_all(each).await?;
+    Ok(())
 }
 
 async fn apply_netem(conn: &Conn, rules: &[Egress]) -> Result<Made, RemoteError> {

@@ -66,6 +66,8 @@ pub async fn start(
     let hosts: Vec<(&Host, &Conn)> = targets.iter().map(|t| (t.host, t.conn)).collect();
     let ip_of = |name: &str| conns.get(name).map(|(_, rh)| rh.host.experiment_ip);
     let declared = measure::pairs(d, ip_of)?;
+    // An interrupted run's delays would be measured as the testbed's own round trip.
+    delay::clear_leftovers(&targets, d).await?;
     let base = measure::ping(&hosts, &declared, BASE_COUNT).await?;
     let (in_force, subtracted) = if d.compensate {
         compensate(d, &declared, &base)?

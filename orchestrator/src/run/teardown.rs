@@ -25,7 +25,7 @@ pub(super) async fn run(
             anyhow::bail!("{}: stop-all failed: {}", rh.host.name, out.stderr.trim());
         }
         if network_faults {
-            delay::clear_fault(conn, &rh.orch_dir)
+            delay::clear(conn, &rh.orch_dir, delay::Layer::Fault)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: fault emulator: {e}", rh.host.name))?;
         }

@@ -2,7 +2,7 @@
 //! emulator (`orch-node delay` with its own nftables table and queues beside the scenario's
 //! delays: `delay::Layer::Fault`). Its table has the `owner` flag, so the rules die with the
 //! emulator even on `kill -9`; the fault's end removes them (and checks they are gone), and
-//! teardown clears whatever an interrupted run left (`delay::clear_fault`).
+//! teardown clears whatever an interrupted run left (`delay::clear`).
 //!
 //! A partition drops every packet between the hit hosts and the run's other hosts, on both
 //! sides (each side's egress), so neither TCP nor UDP nor ICMP crosses it; the hit hosts still
