@@ -269,19 +269,25 @@ pub(super) async fn checked(conn: &Conn, cmd: &Cmd, what: &str) -> Result<String
     Ok(out.stdout)
 }
 
-/// Removes the scenario's delays an interrupted run left on the hosts of `targets` (an
-/// emulator, or orch's own root qdisc on an interface the rules leave through), so that a
-/// round trip measured before [`apply`] is the testbed's own.
+/// Removes the scenario's delays an interrupted run left on the hosts of `delays` (an emulator,
+/// or, where [`uses_netem`], orch's own root qdisc on an interface the rules leave through), so
+/// that a round trip measured before [`apply`] is the testbed's own.
 pub async fn clear_leftovers(targets: &[Target<'_>], delays: &Delays) -> Result<()> {
-    let each = targets.iter().map(|t| async move {
+    let mut netem_hosts = Vec::new();
+    for (name, rules) in &delays.hosts {
+        let t = privileged(targets, name, "delays")?;
+        netem_hosts.push((
+            t,
+            uses_netem(delays.method, name, t.facts)?.then_some(rules),
+        ));
+    }
+    let each = netem_hosts.into_iter().map(|(t, netem_rules)| async move {
         emulator::clear(t.conn, t.orch_dir, Layer::Delays).await?;
-        let rules = delays
-            .hosts
-            .iter()
-            .find(|(name, _)| *name == t.host.name)
-            .map_or(&[][..], |(_, rules)| rules.as_slice());
+        let Some(rules) = netem_rules else {
+            return Ok(());
+        };
         for iface in interfaces_of(t.conn, rules).await?.keys() {
-            let show = Cmd::new(&["tc", "-j", "qdisc", "show", "dev", iface]);
+            let show = Cmd::new(&["tc", "-j", "qdisc", "show", "dev", iface]).privileged();
             let text = checked(t.conn, &show, &format!("tc -j qdisc show dev {iface}")).await?;
             let root = netem::root_qdisc(&text).map_err(|e| failure(t.conn, "tc qdisc show", e))?;
             if root.is_ours() {
