@@ -11,7 +11,6 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -20,7 +19,7 @@ use orch::config::Problems;
 use orch::delay::{self, DelaySpec};
 use orch::inventory::Inventory;
 
-use crate::util::{node_binary, procs, text, DelayHosts, Lab};
+use crate::util::{in_netns, node_binary, procs, text, DelayHosts, Lab};
 
 /// One-way delays of the matrix, both ways: (from, to, ms).
 const MATRIX: [(usize, usize, f64); 3] = [(1, 2, 5.0), (1, 3, 20.0), (2, 3, 40.0)];
@@ -92,21 +91,6 @@ impl Lab {
 /// `measured` is within 10% or 0.5 ms (whichever is larger) of `expected`.
 fn close(measured: f64, expected: f64) -> bool {
     (measured - expected).abs() <= (0.1 * expected).max(0.5)
-}
-
-/// Runs `f` on a thread that has entered network namespace `ns`; sockets it creates stay there.
-fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
-            // SAFETY: setns on a valid namespace fd; it affects only this thread.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns {ns}: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap()
-    })
 }
 
 /// Opens a TCP connection from host `a` to an echo server on host `b`, exchanges 64-byte

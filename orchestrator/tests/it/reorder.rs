@@ -20,7 +20,6 @@
 //! one (RFC 4737's reordered packets; what `ping` shows as a lower icmp_seq after a higher one).
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -29,7 +28,7 @@ use orch::delay::reorder::Swaps;
 use orch::delay::{self, DelaySpec, Link};
 use orch::inventory::Inventory;
 
-use crate::util::{node_binary, DelayHosts, Lab};
+use crate::util::{in_netns, node_binary, DelayHosts, Lab};
 
 /// The delayed links, one way each: the seed's profiles (15 ± 5 ms and 2 ± 1 ms normal, the
 /// false-positive scenario's 100 ± 100 ms normal) and a fixed delay as the control.
@@ -129,21 +128,6 @@ impl Outcome {
         };
         ((self.share() - self.predicted).abs() > self.allowed(method)).then_some(why)
     }
-}
-
-/// Runs `f` on a thread that has entered network namespace `ns`; sockets it creates stay there.
-fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
-            // SAFETY: setns on a valid namespace fd; it affects only this thread.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns {ns}: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap()
-    })
 }
 
 /// One flow of `count` packets `gap_ms` apart from host `a` to host `b`: when each packet left
